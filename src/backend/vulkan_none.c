@@ -1,0 +1,9 @@
+/* Built when the Vulkan backend is not compiled in (SDVK_VULKAN=OFF). */
+#include "backend.h"
+#include "../core/status.h"
+
+sdvk_status sd_backend_vulkan_create(const sd_vulkan_opts *o, sd_backend **out) {
+    (void)o;
+    *out = NULL;
+    return sd_err(SDVK_ERR_UNSUPPORTED, "this sdvk was built without the Vulkan backend");
+}

@@ -1,0 +1,55 @@
+/* safetensors reader: mmaps the file and validates the header strictly
+ * (size cap, JSON syntax, dtype names, shape × itemsize == byte length,
+ * offsets inside the data area, no overlaps). */
+#ifndef SD_SAFETENSORS_H
+#define SD_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/tensor.h"
+#include "sdvk.h"
+
+#define SD_ST_MAX_DIMS 8
+
+typedef struct sd_st_tensor {
+    char *name;
+    char dtype_str[12];   /* as in the file: "F16", "I64", ... */
+    int supported;        /* 1 if dtype is F32, F16 or BF16 (then `dtype` is valid) */
+    sd_dtype dtype;
+    int ndim;
+    int64_t ne[SD_ST_MAX_DIMS];
+    const void *data;     /* into the mapping */
+    size_t nbytes;
+} sd_st_tensor;
+
+typedef struct sd_safetensors {
+    char *path;
+    void *map;
+    size_t map_size;
+    sd_st_tensor *t; /* sorted by name */
+    int n;
+    char **meta_key, **meta_val; /* the "__metadata__" string map */
+    int n_meta;
+} sd_safetensors;
+
+/* Opens and validates; on failure the message names the file (and tensor). */
+sdvk_status sd_st_open(const char *path, sd_safetensors **out);
+void sd_st_close(sd_safetensors *st);
+/* NULL if absent. */
+const sd_st_tensor *sd_st_find(const sd_safetensors *st, const char *name);
+/* Metadata value or NULL. */
+const char *sd_st_meta(const sd_safetensors *st, const char *key);
+
+/* Writer (tests/tools): tensors given as name/dtype/shape/data. */
+typedef struct sd_st_write_item {
+    const char *name;
+    sd_dtype dtype;
+    int ndim;
+    int64_t ne[SD_ST_MAX_DIMS];
+    const void *data;
+} sd_st_write_item;
+sdvk_status sd_st_write(const char *path, const sd_st_write_item *items, int n,
+                        const char *const *meta_kv, int n_meta);
+
+#endif
