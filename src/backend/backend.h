@@ -17,6 +17,8 @@
 #ifndef SD_BACKEND_H
 #define SD_BACKEND_H
 
+#include <stdio.h>
+
 #include "../core/graph.h"
 
 typedef struct sd_backend sd_backend;
@@ -56,6 +58,9 @@ typedef struct sd_vulkan_opts {
     int verbose;
 } sd_vulkan_opts;
 sdvk_status sd_backend_vulkan_create(const sd_vulkan_opts *o, sd_backend **out);
+/* Prints the usable Vulkan devices (index, name, type, driver, API version,
+ * memory, fp16 / int8 / cooperative-matrix support) for `--list-devices`. */
+sdvk_status sd_vulkan_list_devices(FILE *f);
 
 /* kind AUTO tries Vulkan and falls back to the CPU, saying so on stderr. */
 sdvk_status sd_backend_create(sdvk_backend_kind kind, const sdvk_options *opt, sd_backend **out);

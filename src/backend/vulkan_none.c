@@ -7,3 +7,8 @@ sdvk_status sd_backend_vulkan_create(const sd_vulkan_opts *o, sd_backend **out) 
     *out = NULL;
     return sd_err(SDVK_ERR_UNSUPPORTED, "this sdvk was built without the Vulkan backend");
 }
+
+sdvk_status sd_vulkan_list_devices(FILE *f) {
+    (void)f;
+    return sd_err(SDVK_ERR_UNSUPPORTED, "this sdvk was built without the Vulkan backend");
+}
