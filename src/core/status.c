@@ -40,7 +40,17 @@ sdvk_status sd_err_prefix(sdvk_status s, const char *fmt, ...) {
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
     memcpy(old, g_msg, sizeof old);
-    snprintf(g_msg, sizeof g_msg, "%s: %s", pre, old);
+    /* Truncation of an overlong message is acceptable here. */
+    size_t n = strlen(pre);
+    if (n > sizeof g_msg - 3)
+        n = sizeof g_msg - 3;
+    memcpy(g_msg, pre, n);
+    memcpy(g_msg + n, ": ", 2);
+    size_t m = strlen(old);
+    if (m > sizeof g_msg - n - 3)
+        m = sizeof g_msg - n - 3;
+    memcpy(g_msg + n + 2, old, m);
+    g_msg[n + 2 + m] = 0;
     return s;
 }
 

@@ -1,0 +1,312 @@
+/* Checkpoint opening and architecture inference from tensor shapes, so any
+ * model in the SD v1.x single-file layout loads (SD 1.5 and smaller ones). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/status.h"
+#include "model.h"
+
+#define UNET "model.diffusion_model."
+#define VAE "first_stage_model."
+#define CLIP "cond_stage_model.transformer.text_model."
+
+static const sd_st_tensor *findv(const sd_model *m, const char *fmt, va_list ap) {
+    char key[256];
+    vsnprintf(key, sizeof key, fmt, ap);
+    return sd_st_find(m->st, key);
+}
+
+static const sd_st_tensor *find(const sd_model *m, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    const sd_st_tensor *t = findv(m, fmt, ap);
+    va_end(ap);
+    return t;
+}
+
+int sd_model_has(const sd_model *m, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    const sd_st_tensor *t = findv(m, fmt, ap);
+    va_end(ap);
+    return t != NULL;
+}
+
+int sd_model_weight(sd_graph *g, const sd_model *m, const char *fmt, ...) {
+    if (g->status)
+        return -1;
+    char key[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(key, sizeof key, fmt, ap);
+    va_end(ap);
+    const sd_st_tensor *t = sd_st_find(m->st, key);
+    if (!t)
+        return sd_graph_fail(g, SDVK_ERR_MODEL, "%s: missing tensor %s", m->path, key);
+    if (!t->supported)
+        return sd_graph_fail(g, SDVK_ERR_MODEL, "%s: tensor %s has dtype %s (F32, F16 or BF16 needed)",
+                             m->path, key, t->dtype_str);
+    if (t->ndim < 1 || t->ndim > SD_MAX_DIMS)
+        return sd_graph_fail(g, SDVK_ERR_MODEL, "%s: tensor %s has %d dims", m->path, key, t->ndim);
+    return sd_graph_weight(g, t->dtype, t->ndim, t->ne, t->data, key);
+}
+
+/* Shape check helper for inference: tensor must exist with ndim dims. */
+static const sd_st_tensor *need(const sd_model *m, int ndim, const char *key) {
+    const sd_st_tensor *t = sd_st_find(m->st, key);
+    if (!t) {
+        sd_err(SDVK_ERR_MODEL, "%s: missing tensor %s", m->path, key);
+        return NULL;
+    }
+    if (t->ndim != ndim) {
+        sd_err(SDVK_ERR_MODEL, "%s: tensor %s has %d dims, expected %d", m->path, key, t->ndim,
+               ndim);
+        return NULL;
+    }
+    return t;
+}
+
+static int meta_int(const sd_model *m, const char *key, int def) {
+    const char *v = sd_st_meta(m->st, key);
+    if (!v)
+        return def;
+    char *end;
+    long x = strtol(v, &end, 10);
+    return (*end || x <= 0 || x > 4096) ? -1 : (int)x;
+}
+
+static sdvk_status infer_clip(sd_model *m) {
+    sd_clip_arch *a = &m->clip;
+    const sd_st_tensor *tok = sd_st_find(m->st, CLIP "embeddings.token_embedding.weight");
+    if (!tok)
+        return SDVK_OK; /* no text encoder */
+    const sd_st_tensor *pos = need(m, 2, CLIP "embeddings.position_embedding.weight");
+    if (!pos || tok->ndim != 2)
+        return sd_err(SDVK_ERR_MODEL, "%s: bad CLIP embeddings", m->path);
+    a->vocab = (int)tok->ne[0];
+    a->width = (int)tok->ne[1];
+    a->n_pos = (int)pos->ne[0];
+    if (pos->ne[1] != a->width)
+        return sd_err(SDVK_ERR_MODEL, "%s: CLIP position embedding width %lld != %d", m->path,
+                      (long long)pos->ne[1], a->width);
+    while (find(m, CLIP "encoder.layers.%d.self_attn.q_proj.weight", a->layers)) a->layers++;
+    if (a->layers == 0)
+        return sd_err(SDVK_ERR_MODEL, "%s: CLIP has no encoder layers", m->path);
+    const sd_st_tensor *fc1 = need(m, 2, CLIP "encoder.layers.0.mlp.fc1.weight");
+    if (!fc1)
+        return SDVK_ERR_MODEL;
+    a->ffn = (int)fc1->ne[0];
+    a->heads = meta_int(m, "sdvk.clip.num_heads", a->width >= 64 ? a->width / 64 : 1);
+    if (a->heads < 1 || a->width % a->heads)
+        return sd_err(SDVK_ERR_MODEL, "%s: CLIP width %d not divisible into %d heads", m->path,
+                      a->width, a->heads);
+    a->present = 1;
+    return SDVK_OK;
+}
+
+static int count_tblocks(const sd_model *m, const char *prefix) {
+    int d = 0;
+    while (find(m, "%stransformer_blocks.%d.attn1.to_q.weight", prefix, d)) d++;
+    return d;
+}
+
+static sdvk_status infer_unet(sd_model *m) {
+    sd_unet_arch *a = &m->unet;
+    const sd_st_tensor *w0 = sd_st_find(m->st, UNET "input_blocks.0.0.weight");
+    if (!w0)
+        return SDVK_OK;
+    if (w0->ndim != 4)
+        return sd_err(SDVK_ERR_MODEL, "%s: " UNET "input_blocks.0.0.weight is not 4-D", m->path);
+    a->ch = (int)w0->ne[0];
+    a->in_ch = (int)w0->ne[1];
+    const sd_st_tensor *te = need(m, 2, UNET "time_embed.0.weight");
+    if (!te)
+        return SDVK_ERR_MODEL;
+    a->time_dim = (int)te->ne[0];
+    if (te->ne[1] != a->ch)
+        return sd_err(SDVK_ERR_MODEL, "%s: time_embed.0 input %lld != model channels %d", m->path,
+                      (long long)te->ne[1], a->ch);
+    /* Walk input blocks: res blocks (optionally followed by a transformer)
+     * until a downsampler ends the level. */
+    int blk = 1, level = 0, n_res_level = 0;
+    a->n_res = -1;
+    for (;; blk++) {
+        if (find(m, UNET "input_blocks.%d.0.op.weight", blk)) {
+            if (a->n_res < 0)
+                a->n_res = n_res_level;
+            else if (n_res_level != a->n_res)
+                return sd_err(SDVK_ERR_MODEL, "%s: UNet levels have different res block counts",
+                              m->path);
+            n_res_level = 0;
+            if (++level >= SD_MAX_LEVELS)
+                return sd_err(SDVK_ERR_MODEL, "%s: UNet has too many levels", m->path);
+            continue;
+        }
+        const sd_st_tensor *c = find(m, UNET "input_blocks.%d.0.in_layers.2.weight", blk);
+        if (!c)
+            break;
+        int oc = (int)c->ne[0];
+        if (oc % a->ch)
+            return sd_err(SDVK_ERR_MODEL, "%s: UNet level channels %d not a multiple of %d",
+                          m->path, oc, a->ch);
+        if (n_res_level == 0) {
+            a->mult[level] = oc / a->ch;
+            char pre[96];
+            snprintf(pre, sizeof pre, UNET "input_blocks.%d.1.", blk);
+            a->attn[level] = sd_model_has(m, "%sproj_in.weight", pre);
+            a->depth[level] = a->attn[level] ? count_tblocks(m, pre) : 0;
+        }
+        n_res_level++;
+    }
+    if (n_res_level == 0)
+        return sd_err(SDVK_ERR_MODEL, "%s: UNet's last level has no res blocks", m->path);
+    if (a->n_res < 0)
+        a->n_res = n_res_level;
+    else if (n_res_level != a->n_res)
+        return sd_err(SDVK_ERR_MODEL, "%s: UNet levels have different res block counts", m->path);
+    a->levels = level + 1;
+    const sd_st_tensor *out = need(m, 4, UNET "out.2.weight");
+    if (!out)
+        return SDVK_ERR_MODEL;
+    a->out_ch = (int)out->ne[0];
+    a->mid_depth = count_tblocks(m, UNET "middle_block.1.");
+    /* Context width from the first cross attention. */
+    const sd_st_tensor *k = NULL;
+    char key[160];
+    for (int b = 1; b < blk && !k; b++) {
+        snprintf(key, sizeof key, UNET "input_blocks.%d.1.transformer_blocks.0.attn2.to_k.weight", b);
+        k = sd_st_find(m->st, key);
+    }
+    if (!k)
+        k = sd_st_find(m->st, UNET "middle_block.1.transformer_blocks.0.attn2.to_k.weight");
+    a->ctx_dim = k ? (int)k->ne[1] : 0;
+    const sd_st_tensor *pin = sd_st_find(m->st, UNET "middle_block.1.proj_in.weight");
+    a->linear_proj = pin && pin->ndim == 2;
+    a->heads = meta_int(m, "sdvk.unet.num_heads", 8);
+    if (a->heads < 1)
+        return sd_err(SDVK_ERR_MODEL, "%s: bad metadata sdvk.unet.num_heads", m->path);
+    a->present = 1;
+    return SDVK_OK;
+}
+
+static sdvk_status infer_vae(sd_model *m) {
+    sd_vae_arch *a = &m->vae;
+    const char *sf = sd_st_meta(m->st, "sdvk.vae.scale_factor");
+    a->scale_factor = sf ? strtof(sf, NULL) : 0.18215f;
+    if (!(a->scale_factor > 0 && a->scale_factor < 100))
+        return sd_err(SDVK_ERR_MODEL, "%s: bad metadata sdvk.vae.scale_factor", m->path);
+    const sd_st_tensor *dci = sd_st_find(m->st, VAE "decoder.conv_in.weight");
+    const sd_st_tensor *eci = sd_st_find(m->st, VAE "encoder.conv_in.weight");
+    if (!dci && !eci)
+        return SDVK_OK;
+    while (find(m, VAE "decoder.up.%d.block.0.conv1.weight", a->levels) ||
+           find(m, VAE "encoder.down.%d.block.0.conv1.weight", a->levels))
+        if (++a->levels >= SD_MAX_LEVELS)
+            return sd_err(SDVK_ERR_MODEL, "%s: VAE has too many levels", m->path);
+    if (a->levels == 0)
+        return sd_err(SDVK_ERR_MODEL, "%s: VAE has no levels", m->path);
+    if (eci) {
+        const sd_st_tensor *co = need(m, 4, VAE "encoder.conv_out.weight");
+        if (!co || eci->ndim != 4)
+            return SDVK_ERR_MODEL;
+        a->ch = (int)eci->ne[0];
+        a->img_ch = (int)eci->ne[1];
+        a->z_ch = (int)co->ne[0] / 2;
+        while (find(m, VAE "encoder.down.0.block.%d.conv1.weight", a->n_res)) a->n_res++;
+        for (int i = 0; i < a->levels; i++) {
+            const sd_st_tensor *c = find(m, VAE "encoder.down.%d.block.0.conv2.weight", i);
+            if (!c)
+                return sd_err(SDVK_ERR_MODEL, "%s: missing tensor " VAE "encoder.down.%d.block.0.conv2.weight",
+                              m->path, i);
+            a->mult[i] = (int)c->ne[0] / a->ch;
+        }
+        a->has_encoder = 1;
+    }
+    if (dci) {
+        const sd_st_tensor *co = need(m, 4, VAE "decoder.conv_out.weight");
+        if (!co || dci->ndim != 4)
+            return SDVK_ERR_MODEL;
+        int ch = (int)co->ne[1], zc = (int)dci->ne[1];
+        if (a->has_encoder && (ch != a->ch || zc != a->z_ch))
+            return sd_err(SDVK_ERR_MODEL, "%s: VAE encoder and decoder disagree", m->path);
+        a->ch = ch;
+        a->z_ch = zc;
+        a->img_ch = (int)co->ne[0];
+        int nres = 0;
+        while (find(m, VAE "decoder.up.0.block.%d.conv1.weight", nres)) nres++;
+        if (a->has_encoder && nres != a->n_res + 1)
+            return sd_err(SDVK_ERR_MODEL, "%s: VAE decoder has %d blocks per level, encoder %d",
+                          m->path, nres, a->n_res);
+        a->n_res = nres - 1;
+        for (int i = 0; i < a->levels; i++) {
+            const sd_st_tensor *c = find(m, VAE "decoder.up.%d.block.0.conv2.weight", i);
+            if (!c)
+                return sd_err(SDVK_ERR_MODEL, "%s: missing tensor " VAE "decoder.up.%d.block.0.conv2.weight",
+                              m->path, i);
+            a->mult[i] = (int)c->ne[0] / a->ch;
+        }
+        a->has_decoder = 1;
+    }
+    if (a->ch % 32)
+        return sd_err(SDVK_ERR_MODEL, "%s: VAE channels %d not a multiple of 32 (GroupNorm)",
+                      m->path, a->ch);
+    return SDVK_OK;
+}
+
+sdvk_status sd_model_open(const char *path, sd_model **out) {
+    *out = NULL;
+    sd_model *m = calloc(1, sizeof *m);
+    if (!m || !(m->path = strdup(path))) {
+        free(m);
+        return sd_err(SDVK_ERR_OOM, "out of memory");
+    }
+    sdvk_status s = sd_st_open(path, &m->st);
+    if (!s)
+        s = infer_clip(m);
+    if (!s)
+        s = infer_unet(m);
+    if (!s)
+        s = infer_vae(m);
+    if (!s && !m->clip.present && !m->unet.present && !m->vae.has_decoder)
+        s = sd_err(SDVK_ERR_MODEL,
+                   "%s: no SD v1.x networks found (expected keys under model.diffusion_model., "
+                   "first_stage_model., cond_stage_model.transformer.text_model.)",
+                   path);
+    if (s) {
+        sd_model_close(m);
+        return s;
+    }
+    *out = m;
+    return SDVK_OK;
+}
+
+void sd_model_close(sd_model *m) {
+    if (!m)
+        return;
+    sd_st_close(m->st);
+    free(m->path);
+    free(m);
+}
+
+int sd_vae_factor(const sd_model *m) { return 1 << (m->vae.levels - 1); }
+
+void sd_model_describe(const sd_model *m, char *buf, size_t n) {
+    const sd_clip_arch *c = &m->clip;
+    const sd_unet_arch *u = &m->unet;
+    const sd_vae_arch *v = &m->vae;
+    char mult[64] = "", attn[64] = "";
+    size_t o = 0, p = 0;
+    for (int i = 0; i < u->levels; i++) {
+        o += (size_t)snprintf(mult + o, sizeof mult - o, "%s%d", i ? "," : "", u->mult[i]);
+        p += (size_t)snprintf(attn + p, sizeof attn - p, "%s%d", i ? "," : "", u->attn[i]);
+    }
+    snprintf(buf, n,
+             "CLIP: %s width %d, %d layers, %d heads, vocab %d | UNet: %s ch %d, mult [%s], %d res, "
+             "attn [%s], ctx %d, %d heads | VAE: ch %d, %d levels, %d res, z %d, scale %g%s%s",
+             c->present ? "yes" : "absent", c->width, c->layers, c->heads, c->vocab,
+             u->present ? "yes" : "absent", u->ch, mult, u->n_res, attn, u->ctx_dim, u->heads,
+             v->ch, v->levels, v->n_res, v->z_ch, v->scale_factor,
+             v->has_encoder ? ", encoder" : "", v->has_decoder ? ", decoder" : "");
+}

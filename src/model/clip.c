@@ -1,0 +1,35 @@
+/* CLIP ViT-L/14 text encoder (pre-LN transformer, causal mask, quick-GELU),
+ * output of the final layer norm as SD v1.x uses it. */
+#include <math.h>
+
+#include "model.h"
+
+#define P "cond_stage_model.transformer.text_model."
+
+int sd_clip_build(sd_graph *g, const sd_model *m, int ids) {
+    const sd_clip_arch *a = &m->clip;
+    if (!a->present)
+        return sd_graph_fail(g, SDVK_ERR_MODEL, "%s: the checkpoint has no CLIP text encoder",
+                             m->path);
+    if (ids >= 0 && g->t[ids].ne[1] != a->n_pos)
+        return sd_graph_fail(g, SDVK_ERR_INVALID_ARG, "CLIP: %lld tokens, the model takes %d",
+                             (long long)g->t[ids].ne[1], a->n_pos);
+    const float eps = 1e-5f, scale = 1.0f / sqrtf((float)(a->width / a->heads));
+    int x = sd_embedding(g, ids, sd_model_weight(g, m, P "embeddings.token_embedding.weight"));
+    x = sd_add(g, x, sd_model_weight(g, m, P "embeddings.position_embedding.weight"));
+    for (int l = 0; l < a->layers; l++) {
+#define W(name) sd_model_weight(g, m, P "encoder.layers.%d." name, l)
+        int h = sd_layer_norm(g, x, W("layer_norm1.weight"), W("layer_norm1.bias"), eps);
+        int q = sd_matmul(g, h, W("self_attn.q_proj.weight"), W("self_attn.q_proj.bias"), -1);
+        int k = sd_matmul(g, h, W("self_attn.k_proj.weight"), W("self_attn.k_proj.bias"), -1);
+        int v = sd_matmul(g, h, W("self_attn.v_proj.weight"), W("self_attn.v_proj.bias"), -1);
+        int att = sd_attention(g, q, k, v, a->heads, 1, scale);
+        x = sd_matmul(g, att, W("self_attn.out_proj.weight"), W("self_attn.out_proj.bias"), x);
+        h = sd_layer_norm(g, x, W("layer_norm2.weight"), W("layer_norm2.bias"), eps);
+        h = sd_quick_gelu(g, sd_matmul(g, h, W("mlp.fc1.weight"), W("mlp.fc1.bias"), -1));
+        x = sd_matmul(g, h, W("mlp.fc2.weight"), W("mlp.fc2.bias"), x);
+#undef W
+    }
+    return sd_layer_norm(g, x, sd_model_weight(g, m, P "final_layer_norm.weight"),
+                         sd_model_weight(g, m, P "final_layer_norm.bias"), eps);
+}
