@@ -1,0 +1,3 @@
+add_executable(bench_stages ${CMAKE_CURRENT_LIST_DIR}/bench_stages.c)
+target_include_directories(bench_stages PRIVATE ${CMAKE_SOURCE_DIR}/src)
+target_link_libraries(bench_stages PRIVATE sdvk)
