@@ -1,0 +1,188 @@
+#!/bin/sh
+# Tests of the `sdvk` command line through the real binary (tests/cli.cmake).
+#
+#   test_cli.sh SDVK CLI_CHECK WORK_ROOT DATA_DIR VOCAB CASE
+#
+# Each CASE runs the binary and asserts the exit status, that the message
+# names the offending option or file, and that nothing crashed (status
+# < 128, no sanitizer report). Bad-input cases never need a real model: they
+# use a garbage "model" file, which also proves that every check runs
+# before the model is opened (otherwise the loader's error would come first).
+set -u
+SDVK=$1 CHECK=$2 ROOT=$3 DATA=$4 VOCAB=$5 CASE=$6
+TINY=$DATA/tiny
+
+WORK=$ROOT/$CASE
+X_PNG=$ROOT/e2e_txt2img/x.png # written by e2e_txt2img (a ctest fixture)
+mkdir -p "$WORK" || exit 1
+cd "$WORK" || exit 1
+
+printf 'this is not a model, just some text\n' > garbage.bin
+M="-m garbage.bin"
+FAILED=0
+
+# expect RC PATTERN... -- COMMAND...
+#   RC: the exact exit status. Every PATTERN must occur (fixed string) in the
+#   combined stdout+stderr.
+expect() {
+    want=$1; shift
+    pats=""
+    n_pats=0
+    while [ "$1" != "--" ]; do
+        n_pats=$((n_pats + 1))
+        eval "pat_$n_pats=\$1"
+        shift
+    done
+    shift
+    "$@" > out.txt 2>&1
+    rc=$?
+    ok=1
+    if [ "$rc" -ne "$want" ]; then
+        echo "FAIL: exit status $rc, expected $want"; ok=0
+    fi
+    if [ "$rc" -ge 128 ]; then
+        echo "FAIL: killed by a signal (status $rc)"; ok=0
+    fi
+    if grep -q -e "Sanitizer" -e "runtime error:" out.txt; then
+        echo "FAIL: sanitizer report"; ok=0
+    fi
+    i=1
+    while [ $i -le $n_pats ]; do
+        eval "p=\$pat_$i"
+        if ! grep -q -F -e "$p" out.txt; then
+            echo "FAIL: output lacks \"$p\""; ok=0
+        fi
+        i=$((i + 1))
+    done
+    echo "--- $*  (exit $rc)"
+    cat out.txt
+    [ $ok -eq 1 ] || FAILED=1
+}
+
+case $CASE in
+# --- generate: command line --------------------------------------------------
+no_args)         expect 2 "Usage:" -- "$SDVK" ;;
+help)            expect 0 "Usage:" "--init-img" -- "$SDVK" --help ;;
+version)         expect 0 "sdvk " -- "$SDVK" --version ;;
+unknown_flag)    expect 2 "unknown option '--bogus'" -- "$SDVK" $M -p x --bogus ;;
+missing_value)   expect 2 "option --steps needs a value" -- "$SDVK" $M -p x --steps ;;
+stray_arg)       expect 2 "unexpected argument 'cat'" -- "$SDVK" $M -p x cat ;;
+no_model)        expect 2 "-m/--model" -- "$SDVK" -p x ;;
+no_prompt)       expect 2 "-p/--prompt" -- "$SDVK" $M ;;
+prompt_twice)    expect 2 "both -p/--prompt and prompt words after --" -- "$SDVK" $M -p x -- y ;;
+width_mult8)     expect 2 "-W: 100 is not a multiple of 8" -- "$SDVK" $M -p x -W 100 ;;
+width_range)     expect 2 "-W: 4104 is out of range" -- "$SDVK" $M -p x -W 4104 ;;
+height_small)    expect 2 "--height: 32 is out of range" -- "$SDVK" $M -p x --height 32 ;;
+width_junk)      expect 2 "-W: '64px' is not an integer" -- "$SDVK" $M -p x -W 64px ;;
+steps_zero)      expect 2 "--steps: 0 is out of range" -- "$SDVK" $M -p x --steps 0 ;;
+steps_big)       expect 2 "--steps: 1001 is out of range" -- "$SDVK" $M -p x --steps 1001 ;;
+steps_overflow)  expect 2 "--steps: 99999999999999999999 is out of range" -- \
+                     "$SDVK" $M -p x --steps 99999999999999999999 ;;
+strength_zero)   expect 2 "--strength: 0 is out of range" -- "$SDVK" $M -p x --strength 0 ;;
+strength_big)    expect 2 "--strength: 1.5 is out of range" -- "$SDVK" $M -p x --strength 1.5 ;;
+cfg_abc)         expect 2 "--cfg-scale: 'abc' is not a number" -- "$SDVK" $M -p x --cfg-scale abc ;;
+cfg_nan)         expect 2 "--cfg-scale: 'nan' is not a finite number" -- "$SDVK" $M -p x --cfg-scale nan ;;
+cfg_inline)      expect 2 "--cfg-scale: '7.5x' is not a number" -- "$SDVK" $M -p x --cfg-scale=7.5x ;;
+seed_junk)       expect 2 "--seed: '12x' is not a non-negative integer" -- "$SDVK" $M -p x --seed 12x ;;
+seed_negative)   expect 2 "--seed: '-2' is not a non-negative integer" -- "$SDVK" $M -p x --seed -2 ;;
+threads_neg)     expect 2 "--threads: -1 is out of range" -- "$SDVK" $M -p x --threads -1 ;;
+backend_unknown) expect 2 "--backend: unknown backend 'cuda'" -- "$SDVK" $M -p x --backend cuda ;;
+precision_bad)   expect 2 "--precision: unknown precision 'f8'" -- "$SDVK" $M -p x --precision f8 ;;
+vocab_missing)   expect 2 "--vocab: 'no_such_vocab.txt.gz'" -- "$SDVK" $M -p x --vocab no_such_vocab.txt.gz ;;
+flag_with_value) expect 2 "option --verbose takes no value" -- "$SDVK" $M -p x --verbose=1 ;;
+# --- generate: files ---------------------------------------------------------
+model_missing)   expect 2 "-m/--model: 'no_such_model.safetensors'" -- \
+                     "$SDVK" -m no_such_model.safetensors -p x ;;
+model_dir)       expect 2 "is a directory" -- "$SDVK" -m . -p x ;;
+model_garbage)   expect 1 "garbage.bin" "safetensors" -- "$SDVK" $M -p x -W 64 -H 64 -o out.png ;;
+init_missing)    expect 2 "-i/--init-img: 'no_such.png'" -- "$SDVK" $M -p x --init-img no_such.png ;;
+init_garbage)    expect 2 "-i/--init-img" "garbage.bin" -- "$SDVK" $M -p x --init-img garbage.bin ;;
+out_unwritable)  expect 2 "-o/--output" "/nonexistent_dir/x.png" -- "$SDVK" $M -p x -o /nonexistent_dir/x.png ;;
+# --- stage -------------------------------------------------------------------
+stage_no_args)   expect 2 "Usage: sdvk stage" -- "$SDVK" stage ;;
+stage_unknown)   expect 2 "unknown stage 'vae'" -- "$SDVK" stage vae $M -o o.npy ;;
+stage_no_output) expect 2 "missing -o/--output" -- "$SDVK" stage vae-decode $M --latent l.npy ;;
+stage_missing_latent)
+                 expect 2 "--latent: 'no_such.npy'" -- "$SDVK" stage vae-decode $M --latent no_such.npy -o o.npy ;;
+stage_garbage_latent)
+                 expect 2 "--latent" "garbage.bin" -- "$SDVK" stage vae-decode $M --latent garbage.bin -o o.npy ;;
+stage_wrong_rank)
+                 "$CHECK" mknpy rank2.npy 4 8 || exit 1
+                 expect 2 "--latent: 'rank2.npy' has 2 dimensions; 4 are expected" -- \
+                     "$SDVK" stage vae-decode $M --latent rank2.npy -o o.npy ;;
+stage_context_rank)
+                 "$CHECK" mknpy lat.npy 1 4 8 8 && "$CHECK" mknpy ctx4.npy 1 1 77 16 || exit 1
+                 expect 2 "--context: 'ctx4.npy' has 4 dimensions; 3 are expected" -- \
+                     "$SDVK" stage unet $M --latent lat.npy --timestep 10 --context ctx4.npy -o o.npy ;;
+stage_missing_opt)
+                 expect 2 "stage unet: missing --timestep" -- "$SDVK" stage unet $M --latent l.npy --context c.npy -o o.npy ;;
+stage_wrong_opt) expect 2 "stage clip does not take --latent" -- "$SDVK" stage clip $M --latent l.npy -o o.npy ;;
+stage_bad_token) expect 2 "--tokens item 2: 'abc' is not an integer" -- "$SDVK" stage clip $M --tokens 49406,abc -o o.npy ;;
+stage_token_range)
+                 expect 2 "--tokens item 1: 49408 is out of range" -- "$SDVK" stage clip $M --tokens 49408 -o o.npy ;;
+stage_float_tokens)
+                 "$CHECK" mknpy ftok.npy 1 5 || exit 1
+                 expect 2 "--tokens-npy: 'ftok.npy' must hold integer token ids" -- \
+                     "$SDVK" stage clip $M --tokens-npy ftok.npy -o o.npy ;;
+stage_timestep)  expect 2 "--timestep: 1e9 is out of range" -- "$SDVK" stage unet $M --latent l.npy --timestep 1e9 --context c.npy -o o.npy ;;
+stage_garbage_model)
+                 "$CHECK" mknpy lat.npy 1 4 8 8 || exit 1
+                 expect 1 "garbage.bin" -- "$SDVK" stage vae-decode $M --latent lat.npy -o o.npy ;;
+selftest_bad)    expect 2 "--backend: unknown backend 'gpu'" -- "$SDVK" selftest --backend gpu ;;
+# --- with the tiny model ----------------------------------------------------
+e2e_txt2img)
+    rm -f x.png
+    expect 0 "step 2/2" "wrote x.png" -- "$SDVK" -m "$TINY/model.safetensors" -p "a red circle" \
+        -W 64 -H 64 --steps 2 --threads 2 -o x.png --vocab "$VOCAB"
+    "$CHECK" png x.png 64 64 "a red circle" \
+        "Steps: 2, Sampler: DDPM, CFG scale: 7.5, Seed: 42, Size: 64x64, Model: model, Version: sdvk " ||
+        FAILED=1 ;;
+e2e_repeat)
+    # Same seed, same everything: the same bytes.
+    expect 0 "wrote x2.png" -- "$SDVK" -m "$TINY/model.safetensors" -p "a red circle" \
+        -W 64 -H 64 --steps 2 --threads 2 -o x2.png --vocab "$VOCAB"
+    cmp "$X_PNG" x2.png || { echo "FAIL: same seed gave a different image"; FAILED=1; } ;;
+e2e_img2img)
+    # Init image 64x64, output 128x64: exercises the resize; the prompt comes
+    # after -- and starts with '-'.
+    rm -f y.png
+    expect 0 "wrote y.png" -- "$SDVK" -m "$TINY/model.safetensors" -n "blurry" --init-img "$X_PNG" \
+        --strength 0.5 -W 128 -H 64 --steps 4 --cfg-scale 3 --seed 7 -o y.png --vocab "$VOCAB" \
+        -- -a blue square
+    "$CHECK" png y.png 128 64 "-a blue square" "Negative prompt: blurry" \
+        "Steps: 4, Sampler: DDPM, CFG scale: 3, Seed: 7, Size: 128x64, Model: model, Denoising strength: 0.5, Version: sdvk " ||
+        FAILED=1 ;;
+e2e_random_seed)
+    expect 0 "sdvk: seed " "wrote r.png" -- "$SDVK" -m "$TINY/model.safetensors" -p "" -W 64 -H 64 \
+        --steps 1 --seed -1 -o r.png --vocab "$VOCAB" ;;
+# Stages against the PyTorch goldens of tests/data/tiny (README there). The
+# tolerance is loose: these test the command line plumbing (shapes, order
+# of rows, options), not the numerics, which the model tests cover; any
+# plumbing mistake gives an error of order 1.
+e2e_stage_clip)
+    expect 0 -- "$SDVK" stage clip -m "$TINY/model.safetensors" --tokens-npy "$TINY/clip_tokens.npy" -o clip.npy
+    "$CHECK" npycmp clip.npy "$TINY/clip_out.npy" 1e-3 || FAILED=1
+    # "a photo of a cat" as a list: padded to 77 with 49407 = row 0.
+    expect 0 -- "$SDVK" stage clip -m "$TINY/model.safetensors" --tokens 49406,320,1125,539,320,2368,49407 -o clip1.npy
+    "$CHECK" npycmp clip1.npy "$TINY/clip_out.npy" 1e-3 0 || FAILED=1 ;;
+e2e_stage_unet)
+    expect 0 -- "$SDVK" stage unet -m "$TINY/model.safetensors" --latent "$TINY/unet_latent_b1.npy" \
+        --timestep 981 --context "$TINY/unet_context_b1.npy" -o unet.npy
+    "$CHECK" npycmp unet.npy "$TINY/unet_b1_t981.npy" 1e-3 || FAILED=1 ;;
+e2e_stage_vae)
+    expect 0 -- "$SDVK" stage vae-decode -m "$TINY/model.safetensors" --latent "$TINY/vae_decode_in.npy" -o dec.npy
+    "$CHECK" npycmp dec.npy "$TINY/vae_decode_out.npy" 1e-3 || FAILED=1
+    expect 0 -- "$SDVK" stage vae-encode -m "$TINY/model.safetensors" --image "$TINY/vae_encode_in.npy" -o enc.npy
+    "$CHECK" npycmp enc.npy "$TINY/vae_encode_out.npy" 1e-3 || FAILED=1 ;;
+e2e_stage_sample)
+    expect 0 -- "$SDVK" stage sample -m "$TINY/model.safetensors" --context "$TINY/sample_context.npy" \
+        --latent "$TINY/sample_x0.npy" --steps 4 --cfg 7.5 --step-noise "$TINY/sample_noise.npy" -o samp.npy
+    "$CHECK" npycmp samp.npy "$TINY/sample_out.npy" 1e-3 || FAILED=1 ;;
+e2e_stage_bad_shape)
+    # A well-formed array of the wrong channel count reaches the engine,
+    # which must refuse it with a message (exit 1), not crash.
+    "$CHECK" mknpy lat3.npy 1 3 8 8 || exit 1
+    expect 1 "stage vae-decode" -- "$SDVK" stage vae-decode -m "$TINY/model.safetensors" --latent lat3.npy -o o.npy ;;
+*) echo "unknown case $CASE"; exit 1 ;;
+esac
+exit $FAILED
