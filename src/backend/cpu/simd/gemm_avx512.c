@@ -1,0 +1,85 @@
+/* AVX-512 kernels: a 14×32 FMA micro-kernel (28 zmm accumulators, 2 for B,
+ * A by embedded broadcast) under the shared blocking in simd_kernels.inc.
+ * Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c. */
+#include <immintrin.h>
+
+#include "simd.h"
+
+#define SIMD_ISA avx512
+#define MR 14
+#define NR 32
+#define KC 320
+#define MC 168
+
+static inline void ukr(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr,
+                       int nr, int flags, const float *bias, const float *res) {
+#define Z(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
+    Z(0) Z(1) Z(2) Z(3) Z(4) Z(5) Z(6) Z(7) Z(8) Z(9) Z(10) Z(11) Z(12) Z(13)
+#undef Z
+    for (int64_t k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#define F(i)                                         \
+    {                                                \
+        __m512 ai = _mm512_set1_ps(a[i]);            \
+        c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);  \
+        c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);  \
+    }
+        F(0) F(1) F(2) F(3) F(4) F(5) F(6) F(7) F(8) F(9) F(10) F(11) F(12) F(13)
+#undef F
+        a += MR;
+        b += NR;
+    }
+    __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nr - 16)) - 1);
+    __m512 bv0 = _mm512_setzero_ps(), bv1 = _mm512_setzero_ps();
+    if ((flags & UK_EPI) && bias) {
+        bv0 = _mm512_maskz_loadu_ps(m0, bias);
+        bv1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+    }
+    /* Masked loads/stores never touch columns >= nr (no faults past the end). */
+#define S(i)                                                                      \
+    if (i < mr) {                                                                 \
+        float *cr = c + (int64_t)i * ldc;                                         \
+        __m512 v0 = c##i##0, v1 = c##i##1;                                        \
+        if (flags & UK_LOAD) {                                                    \
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, cr));                \
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, cr + 16));           \
+        }                                                                         \
+        if (flags & UK_EPI) {                                                     \
+            v0 = _mm512_add_ps(v0, bv0);                                          \
+            v1 = _mm512_add_ps(v1, bv1);                                          \
+            if (res) {                                                            \
+                const float *rr = res + (int64_t)i * ldc;                         \
+                v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, rr));            \
+                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, rr + 16));       \
+            }                                                                     \
+        }                                                                         \
+        _mm512_mask_storeu_ps(cr, m0, v0);                                        \
+        _mm512_mask_storeu_ps(cr + 16, m1, v1);                                   \
+    }
+    S(0) S(1) S(2) S(3) S(4) S(5) S(6) S(7) S(8) S(9) S(10) S(11) S(12) S(13)
+#undef S
+}
+
+static void expand_f16(float *d, const uint16_t *s, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_store_ps(d + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + i))));
+    for (; i < n; i++) d[i] = sd_f16_to_f32(s[i]);
+}
+
+/* 12 independent accumulator chains cover the FMA latency on every core
+ * we know of; flops = iters · 12 FMAs · 16 lanes · 2. */
+double sd_simd_fma_loop_avx512(int64_t iters) {
+    __m512 x[12], m = _mm512_set1_ps(0.999999f), d = _mm512_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++) x[i] = _mm512_set1_ps((float)i);
+    for (int64_t it = 0; it < iters; it++)
+        for (int i = 0; i < 12; i++) x[i] = _mm512_fmadd_ps(x[i], m, d);
+    __m512 s = x[0];
+    for (int i = 1; i < 12; i++) s = _mm512_add_ps(s, x[i]);
+    volatile float sink = _mm512_reduce_add_ps(s);
+    (void)sink;
+    return (double)iters * 12 * 16 * 2;
+}
+
+#include "simd_kernels.inc"

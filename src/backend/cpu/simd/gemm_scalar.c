@@ -1,0 +1,54 @@
+/* Portable kernels: the same packing and blocking as the SIMD files with a
+ * plain-C 4×8 micro-kernel (compiled with baseline flags: the fallback for
+ * x86-64 CPUs without AVX2 and for other architectures). */
+#include "simd.h"
+
+#define SIMD_ISA scalar
+#define MR 4
+#define NR 8
+#define KC 256
+#define MC 128
+
+static inline void ukr(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr,
+                       int nr, int flags, const float *bias, const float *res) {
+    float acc[MR][NR];
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < NR; j++) acc[i][j] = 0.0f;
+    for (int64_t k = 0; k < kc; k++) {
+        for (int i = 0; i < MR; i++)
+            for (int j = 0; j < NR; j++) acc[i][j] += a[i] * b[j];
+        a += MR;
+        b += NR;
+    }
+    for (int i = 0; i < mr; i++) {
+        float *cr = c + (int64_t)i * ldc;
+        for (int j = 0; j < nr; j++) {
+            float v = acc[i][j];
+            if (flags & UK_LOAD)
+                v += cr[j];
+            if (flags & UK_EPI) {
+                if (bias)
+                    v += bias[j];
+                if (res)
+                    v += res[(int64_t)i * ldc + j];
+            }
+            cr[j] = v;
+        }
+    }
+}
+
+static void expand_f16(float *d, const uint16_t *s, int64_t n) {
+    for (int64_t i = 0; i < n; i++) d[i] = sd_f16_to_f32(s[i]);
+}
+
+double sd_simd_fma_loop_scalar(int64_t iters) {
+    float x[16];
+    for (int i = 0; i < 16; i++) x[i] = (float)i;
+    for (int64_t it = 0; it < iters; it++)
+        for (int i = 0; i < 16; i++) x[i] = x[i] * 0.999999f + 1e-7f;
+    volatile float sink = x[0] + x[15];
+    (void)sink;
+    return (double)iters * 16 * 2;
+}
+
+#include "simd_kernels.inc"

@@ -1,0 +1,21 @@
+# SIMD CPU kernels: one file per ISA with its own flags, chosen at run time
+# by dispatch.c (baseline flags), so one x86-64 binary runs everywhere.
+set(SDVK_SIMD_DIR ${CMAKE_CURRENT_LIST_DIR})
+set(SDVK_SIMD_SOURCES ${SDVK_SIMD_DIR}/dispatch.c ${SDVK_SIMD_DIR}/gemm_scalar.c)
+string(TOLOWER "${CMAKE_SYSTEM_PROCESSOR}" SDVK_SIMD_ARCH)
+if(SDVK_SIMD_ARCH MATCHES "^(x86_64|amd64|i[3-6]86|x86)$")
+  list(APPEND SDVK_SIMD_SOURCES ${SDVK_SIMD_DIR}/gemm_avx2.c ${SDVK_SIMD_DIR}/gemm_avx512.c)
+  set_source_files_properties(${SDVK_SIMD_DIR}/gemm_avx2.c PROPERTIES
+    COMPILE_OPTIONS "-mavx2;-mfma;-mf16c")
+  set_source_files_properties(${SDVK_SIMD_DIR}/gemm_avx512.c PROPERTIES
+    COMPILE_OPTIONS "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx2;-mfma;-mf16c")
+elseif(SDVK_SIMD_ARCH MATCHES "^(aarch64|arm64)$")
+  list(APPEND SDVK_SIMD_SOURCES ${SDVK_SIMD_DIR}/gemm_neon.c)
+endif()
+# Every kernel file includes the shared driver.
+set_source_files_properties(${SDVK_SIMD_SOURCES} PROPERTIES
+  OBJECT_DEPENDS "${SDVK_SIMD_DIR}/simd_kernels.inc;${SDVK_SIMD_DIR}/simd.h")
+target_sources(sdvk PRIVATE ${SDVK_SIMD_SOURCES})
+# simd_none.c has a weak sd_cpu_simd_select; in a static archive the linker
+# would stop at that member, so make it pull dispatch.o (strong) as well.
+target_link_options(sdvk INTERFACE "LINKER:--undefined=sd_simd_ref_fn")

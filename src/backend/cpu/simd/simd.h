@@ -1,0 +1,98 @@
+/* Private to the SIMD CPU kernels (src/backend/cpu/simd/).
+ *
+ * Each ISA file (gemm_<isa>.c, compiled with its own flags) defines a GEMM
+ * micro-kernel and includes simd_kernels.inc, which builds the packed,
+ * cache-blocked, multithreaded GEMM, implicit-GEMM conv2d, fused attention
+ * and the norms on top of it. dispatch.c (no special flags) detects the CPU
+ * and installs one ISA's kernels into the table. */
+#ifndef SD_CPU_SIMD_H
+#define SD_CPU_SIMD_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "../cpu.h"
+
+/* The hook the CPU backend calls (a weak fallback lives in simd_none.c)
+ * with k filled with the reference kernels: installs the kernels of isa
+ * ("auto" = best this CPU has, or "scalar", "avx2", "avx512", "neon") and
+ * returns SDVK_OK, or a status with the message recorded (sd_err) when the
+ * ISA is unknown or this CPU/build lacks it. (Matches ref_table.c.) */
+int sd_cpu_simd_select(const char *isa, sd_cpu_kernels *k);
+
+/* A GEMM weight packed at prepare into panels of `nr` output columns:
+ * panel p holds k × nr elements (column-fastest), zero padded past n. The
+ * elements keep the checkpoint dtype (F32/F16/BF16): fp16 models never get
+ * an fp32 copy; kernels widen one k-block of one panel at a time. */
+typedef struct simd_pw {
+    int64_t n, k;  /* output columns, reduction depth */
+    int nr;        /* panel width of the ISA that packed it */
+    int dtype;     /* sd_dtype of the panel elements */
+    float *bias;   /* f32[n] inside the same allocation, or NULL */
+    void *panels;  /* 64-byte aligned, inside the same allocation */
+} simd_pw;
+
+/* Packs w (raw, dtype dt, n rows of k elements) into nr-wide panels. For
+ * conv, koff maps GEMM depth index -> element offset inside a weight row
+ * (NULL = identity). Bias (raw, dtype bdt) may be NULL. Returns a single
+ * free()-able block, or NULL when out of memory. */
+simd_pw *sd_simd_pack_weights(const void *w, sd_dtype dt, int64_t n, int64_t k, const int64_t *koff,
+                              const void *bias, sd_dtype bdt, int nr);
+
+/* Reference kernels saved by dispatch before overriding, for shapes a SIMD
+ * kernel does not handle (e.g. attention head dims > SIMD_ATT_DMAX). */
+extern sd_cpu_kernel_fn sd_simd_ref_fn[SD_OP_COUNT];
+
+/* Matmul/conv without a packed weight (the prep allocation failed, or the
+ * weight is an activation): correct, unblocked, threaded over rows. */
+void sd_simd_gemm_unpacked(const sd_cpu_ctx *c);
+
+#define SIMD_ATT_DMAX 256
+
+/* Micro-kernel flags (see simd_kernels.inc). */
+#define UK_LOAD 1 /* accumulate into C */
+#define UK_EPI 2  /* last k-block: add bias and residual */
+
+/* Per-ISA entry points (exist only where the ISA is compiled in). */
+#define SIMD_DECLARE_ISA(isa)                                                              \
+    void sd_simd_install_##isa(sd_cpu_kernels *k);                                         \
+    /* Direct GEMM for tests and benches: out[M,N] = x[M,K]·pwᵀ (+bias +res). */           \
+    void sd_simd_gemm_##isa(sd_pool *pool, const simd_pw *pw, const float *x, int64_t M,  \
+                            float *out, const float *res);                                 \
+    /* Flops of a register-resident FMA loop (peak measurement). */                       \
+    double sd_simd_fma_loop_##isa(int64_t iters);                                          \
+    extern const int sd_simd_nr_##isa;
+SIMD_DECLARE_ISA(scalar)
+#if defined(__x86_64__) || defined(__i386__)
+SIMD_DECLARE_ISA(avx2)
+SIMD_DECLARE_ISA(avx512)
+#endif
+#if defined(__aarch64__)
+SIMD_DECLARE_ISA(neon)
+#endif
+
+/* exp(x) for x in [-87, 88], rel. error ~2e-7. Plain C written so that
+ * compilers vectorise loops over it with whatever ISA flags the including
+ * file has (no libm call, rounding by the 1.5·2^23 trick). */
+static inline float simd_expf(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    float n = x * 1.44269504088896341f + 12582912.0f;
+    n -= 12582912.0f;
+    float r = x - n * 0.693145751953125f;
+    r -= n * 1.428606765330187e-06f;
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t e = (int32_t)n + 127;
+    uint32_t bits = (uint32_t)e << 23;
+    float s;
+    memcpy(&s, &bits, 4);
+    return p * s;
+}
+
+#endif

@@ -1,0 +1,315 @@
+/* SIMD CPU kernels vs the plain-C reference kernels, op by op, with every
+ * ISA this CPU has forced in turn (scalar always; avx2/avx512 on x86; neon
+ * on aarch64). Each case builds a one-node graph, runs it through the
+ * reference table and through the SIMD table (prep hooks included) and
+ * compares by relative L2 error: 1e-5 (fp32 math with different summation
+ * order and a polynomial exp). Odd sizes exercise every tile/block tail. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/cpu.h"
+#include "backend/cpu/simd/simd.h"
+#include "core/graph.h"
+#include "core/pool.h"
+#include "core/status.h"
+
+static int g_fail = 0, g_cases = 0;
+static unsigned long long g_rng = 0x9e3779b97f4a7c15ull;
+
+static float frand(void) { /* uniform [-1, 1) */
+    g_rng = g_rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((g_rng >> 40) & 0xffffff) / 8388608.0f - 1.0f;
+}
+
+/* Weight storage of a given dtype with random values. */
+static void *rand_weight(sd_dtype dt, int64_t n, float amp) {
+    void *p = malloc((size_t)n * sd_dtype_size(dt) + 16);
+    for (int64_t i = 0; i < n; i++) {
+        float v = frand() * amp;
+        if (dt == SD_F32)
+            ((float *)p)[i] = v;
+        else if (dt == SD_F16)
+            ((uint16_t *)p)[i] = sd_f32_to_f16(v);
+        else
+            ((uint16_t *)p)[i] = sd_f32_to_bf16(v);
+    }
+    return p;
+}
+
+/* Runs node 0..nn-1 of g with kernel table k; inputs are given as f32
+ * arrays per input tensor id (in). Returns the output (malloc'd). */
+static float *run_graph(sd_graph *g, const sd_cpu_kernels *k, float *const *in, int out, sd_pool *pool) {
+    size_t asz = g->arena_size ? g->arena_size : 64;
+    unsigned char *arena = aligned_alloc(256, (asz + 255) / 256 * 256);
+    memset(arena, 0xcd, asz); /* garbage, so a kernel relying on zeroed memory fails */
+    void **data = calloc((size_t)g->nt, sizeof(void *));
+    const void **raw = calloc((size_t)g->nt, sizeof(void *));
+    void **packed = calloc((size_t)g->nn, sizeof(void *));
+    float **f32w = calloc((size_t)g->nt, sizeof(float *));
+    for (int t = 0; t < g->nt; t++) {
+        sd_tensor *tt = &g->t[t];
+        if (tt->kind == SD_T_WEIGHT) {
+            raw[t] = tt->data;
+            continue;
+        }
+        data[t] = arena + tt->offset;
+        if (in[t])
+            memcpy(data[t], in[t], sd_tensor_nbytes(tt));
+    }
+    for (int i = 0; i < g->nn; i++) {
+        sd_node *n = &g->n[i];
+        for (int j = 0; j < SD_MAX_IN; j++) {
+            int t = n->in[j];
+            if (t < 0 || g->t[t].kind != SD_T_WEIGHT || !k->want_f32_weights[n->op] || f32w[t])
+                continue;
+            int64_t ne = sd_tensor_nelem(&g->t[t]);
+            f32w[t] = malloc((size_t)ne * 4 + 4);
+            sd_to_f32(f32w[t], g->t[t].data, g->t[t].dtype, (size_t)ne);
+            data[t] = f32w[t];
+        }
+        if (k->prep[n->op])
+            packed[i] = k->prep[n->op](g, n, raw);
+    }
+    for (int i = 0; i < g->nn; i++) {
+        sd_cpu_ctx c = {.g = g, .n = &g->n[i], .data = data, .raw = raw, .packed = packed, .pool = pool};
+        k->fn[g->n[i].op](&c);
+    }
+    size_t ob = sd_tensor_nbytes(&g->t[out]);
+    float *res = malloc(ob);
+    memcpy(res, data[out], ob);
+    for (int i = 0; i < g->nn; i++) free(packed[i]);
+    for (int t = 0; t < g->nt; t++) free(f32w[t]);
+    free(f32w), free(packed), free(raw), free(data), free(arena);
+    return res;
+}
+
+/* Current ISA under test and its table. */
+static sd_cpu_kernels g_ref, g_simd;
+static const char *g_isa;
+static sd_pool *g_pool;
+
+static void compare(sd_graph *g, float *const *in, int out, const char *what) {
+    g_cases++;
+    if (g->status || sd_graph_plan(g) != SDVK_OK) {
+        printf("FAIL %s [%s]: graph build: %s\n", what, g_isa, sdvk_last_error());
+        g_fail++;
+        return;
+    }
+    float *r = run_graph(g, &g_ref, in, out, g_pool);
+    float *s = run_graph(g, &g_simd, in, out, g_pool);
+    int64_t n = sd_tensor_nelem(&g->t[out]);
+    double num = 0, den = 0;
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(s[i]))
+            bad = 1;
+        double d = (double)s[i] - r[i];
+        num += d * d;
+        den += (double)r[i] * r[i];
+    }
+    double rel = sqrt(num / (den > 0 ? den : 1e-30));
+    if (bad || rel > 1e-5 || den == 0) {
+        printf("FAIL %s [%s]: rel L2 %.3g%s (tolerance 1e-5)\n", what, g_isa, rel, bad ? ", non-finite" : "");
+        g_fail++;
+    } else if (getenv("SDVK_TEST_VERBOSE")) {
+        printf("ok   %s [%s]: rel L2 %.3g\n", what, g_isa, rel);
+    }
+    free(r);
+    free(s);
+}
+
+static float *rand_f32(int64_t n, float amp) {
+    float *p = malloc((size_t)n * 4 + 4);
+    for (int64_t i = 0; i < n; i++) p[i] = frand() * amp;
+    return p;
+}
+
+#define MAXT 16
+typedef struct fx {
+    float *in[MAXT];
+    void *w[MAXT];
+    int nw;
+} fx;
+
+static int add_input(sd_graph *g, fx *f, int ndim, const int64_t *ne, float amp, const char *name) {
+    int t = sd_graph_input(g, SD_F32, ndim, ne, name);
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= ne[d];
+    if (t >= 0 && t < MAXT)
+        f->in[t] = rand_f32(n, amp);
+    return t;
+}
+
+static int add_weight(sd_graph *g, fx *f, sd_dtype dt, int ndim, const int64_t *ne, float amp, const char *name) {
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= ne[d];
+    void *p = rand_weight(dt, n, amp);
+    f->w[f->nw++] = p;
+    return sd_graph_weight(g, dt, ndim, ne, p, name);
+}
+
+static void fx_free(fx *f) {
+    for (int i = 0; i < MAXT; i++) free(f->in[i]);
+    for (int i = 0; i < f->nw; i++) free(f->w[i]);
+}
+
+static void test_matmul(int64_t B, int64_t M, int64_t K, int64_t N, sd_dtype dt, int bias, int res) {
+    sd_graph *g = sd_graph_new();
+    fx f = {0};
+    int64_t xne[3] = {B, M, K}, wne[2] = {N, K}, bne[1] = {N}, one[3] = {B, M, N};
+    int x = add_input(g, &f, 3, xne, 1.0f, "x");
+    int r = res ? add_input(g, &f, 3, one, 1.0f, "res") : -1;
+    int w = add_weight(g, &f, dt, 2, wne, 1.0f / sqrtf((float)K), "w");
+    int b = bias ? add_weight(g, &f, dt, 1, bne, 1.0f, "b") : -1;
+    int o = sd_graph_output(g, sd_matmul(g, x, w, b, r));
+    char what[160];
+    snprintf(what, sizeof what, "matmul B=%lld M=%lld K=%lld N=%lld %s bias=%d res=%d", (long long)B,
+             (long long)M, (long long)K, (long long)N, sd_dtype_name(dt), bias, res);
+    compare(g, f.in, o, what);
+    fx_free(&f);
+    sd_graph_free(g);
+}
+
+static void test_conv(int64_t B, int64_t H, int64_t W, int64_t Ci, int64_t Co, int64_t k, int s, int pt,
+                      int pl, int pb, int pr, sd_dtype dt, int bias, int res) {
+    sd_graph *g = sd_graph_new();
+    fx f = {0};
+    int64_t xne[4] = {B, H, W, Ci}, wne[4] = {Co, Ci, k, k}, bne[1] = {Co};
+    int x = add_input(g, &f, 4, xne, 1.0f, "x");
+    int w = add_weight(g, &f, dt, 4, wne, 1.0f / sqrtf((float)(Ci * k * k)), "w");
+    int b = bias ? add_weight(g, &f, dt, 1, bne, 1.0f, "b") : -1;
+    int64_t Ho = (H + pt + pb - k) / s + 1, Wo = (W + pl + pr - k) / s + 1;
+    int64_t one[4] = {B, Ho, Wo, Co};
+    int r = res ? add_input(g, &f, 4, one, 1.0f, "res") : -1;
+    int o = sd_graph_output(g, sd_conv2d(g, x, w, b, r, s, pt, pl, pb, pr));
+    char what[200];
+    snprintf(what, sizeof what, "conv2d B=%lld %lldx%lld Ci=%lld Co=%lld k=%lld s=%d pad=%d,%d,%d,%d %s bias=%d res=%d",
+             (long long)B, (long long)H, (long long)W, (long long)Ci, (long long)Co, (long long)k, s, pt, pl,
+             pb, pr, sd_dtype_name(dt), bias, res);
+    compare(g, f.in, o, what);
+    fx_free(&f);
+    sd_graph_free(g);
+}
+
+static void test_attention(int64_t B, int64_t Lq, int64_t Lk, int64_t H, int64_t D, int causal) {
+    sd_graph *g = sd_graph_new();
+    fx f = {0};
+    int64_t qne[3] = {B, Lq, H * D}, kne[3] = {B, Lk, H * D};
+    int q = add_input(g, &f, 3, qne, 2.0f, "q");
+    int k = add_input(g, &f, 3, kne, 2.0f, "k");
+    int v = add_input(g, &f, 3, kne, 1.0f, "v");
+    int o = sd_graph_output(g, sd_attention(g, q, k, v, (int)H, causal, 1.0f / sqrtf((float)D)));
+    char what[160];
+    snprintf(what, sizeof what, "attention B=%lld Lq=%lld Lk=%lld H=%lld D=%lld causal=%d", (long long)B,
+             (long long)Lq, (long long)Lk, (long long)H, (long long)D, causal);
+    compare(g, f.in, o, what);
+    fx_free(&f);
+    sd_graph_free(g);
+}
+
+static void test_group_norm(int64_t B, int64_t Hh, int64_t Ww, int64_t C, int G, int silu) {
+    sd_graph *g = sd_graph_new();
+    fx f = {0};
+    int64_t xne[4] = {B, Hh, Ww, C}, cne[1] = {C};
+    int x = add_input(g, &f, 4, xne, 3.0f, "x");
+    /* A per-channel offset makes mean removal matter. */
+    for (int64_t i = 0; i < B * Hh * Ww * C; i++) f.in[x][i] += 0.5f * (float)(i % C % 7);
+    int ga = add_weight(g, &f, SD_F16, 1, cne, 1.0f, "gamma");
+    int be = add_weight(g, &f, SD_F32, 1, cne, 1.0f, "beta");
+    int o = sd_graph_output(g, sd_group_norm(g, x, ga, be, G, 1e-5f, silu));
+    char what[160];
+    snprintf(what, sizeof what, "group_norm B=%lld %lldx%lld C=%lld G=%d silu=%d", (long long)B, (long long)Hh,
+             (long long)Ww, (long long)C, G, silu);
+    compare(g, f.in, o, what);
+    fx_free(&f);
+    sd_graph_free(g);
+}
+
+static void test_layer_norm(int64_t B, int64_t L, int64_t C) {
+    sd_graph *g = sd_graph_new();
+    fx f = {0};
+    int64_t xne[3] = {B, L, C}, cne[1] = {C};
+    int x = add_input(g, &f, 3, xne, 2.0f, "x");
+    for (int64_t i = 0; i < B * L * C; i++) f.in[x][i] += 1.5f;
+    int ga = add_weight(g, &f, SD_BF16, 1, cne, 1.0f, "gamma");
+    int be = add_weight(g, &f, SD_F32, 1, cne, 1.0f, "beta");
+    int o = sd_graph_output(g, sd_layer_norm(g, x, ga, be, 1e-5f));
+    char what[160];
+    snprintf(what, sizeof what, "layer_norm B=%lld L=%lld C=%lld", (long long)B, (long long)L, (long long)C);
+    compare(g, f.in, o, what);
+    fx_free(&f);
+    sd_graph_free(g);
+}
+
+static void run_all(void) {
+    /* matmul: tiny, odd, multi-k-block (K > 320), 3 dtypes, bias/residual */
+    test_matmul(1, 1, 1, 1, SD_F32, 0, 0);
+    test_matmul(1, 7, 13, 5, SD_F32, 1, 0);
+    test_matmul(2, 17, 70, 45, SD_F16, 1, 1);
+    test_matmul(1, 150, 320, 97, SD_BF16, 0, 1);
+    test_matmul(1, 200, 700, 130, SD_F32, 1, 1);
+    test_matmul(2, 77, 768, 33, SD_F16, 1, 0);
+    test_matmul(1, 333, 64, 1, SD_F32, 1, 0);
+    /* conv2d: 3x3 same, strided with asymmetric pad, 1x1 fast path, long K */
+    test_conv(1, 5, 7, 3, 5, 3, 1, 1, 1, 1, 1, SD_F32, 1, 0);
+    test_conv(2, 9, 8, 13, 17, 3, 2, 0, 0, 1, 1, SD_F16, 1, 0);
+    test_conv(1, 6, 6, 8, 4, 1, 1, 0, 0, 0, 0, SD_F32, 0, 1);
+    test_conv(2, 7, 5, 40, 33, 3, 1, 1, 1, 1, 1, SD_F16, 1, 1);
+    test_conv(1, 11, 13, 4, 36, 3, 1, 1, 1, 1, 1, SD_BF16, 1, 0);
+    test_conv(1, 8, 8, 19, 7, 1, 2, 0, 0, 0, 0, SD_F32, 1, 0);
+    /* attention: odd lengths, several key blocks, causal, SD head dims */
+    test_attention(1, 5, 7, 1, 3, 0);
+    test_attention(2, 70, 77, 2, 40, 0);
+    test_attention(1, 130, 130, 2, 16, 1);
+    test_attention(2, 65, 300, 1, 80, 0);
+    test_attention(1, 20, 20, 1, 160, 1);
+    test_attention(1, 3, 257, 3, 33, 0);
+    /* norms */
+    test_group_norm(2, 7, 5, 40, 4, 1);
+    test_group_norm(1, 8, 8, 320, 32, 0);
+    test_group_norm(2, 3, 5, 96, 32, 1);
+    test_group_norm(1, 4, 4, 30, 1, 0);
+    test_layer_norm(3, 7, 45);
+    test_layer_norm(2, 77, 768);
+}
+
+int main(void) {
+    g_pool = sd_pool_create(2);
+    sd_cpu_ref_kernels(&g_ref);
+    /* Unknown ISAs are refused with a message. */
+    sd_cpu_kernels k;
+    sd_cpu_ref_kernels(&k);
+    g_cases++;
+    if (sd_cpu_simd_select("sse9", &k) == SDVK_OK || !strstr(sdvk_last_error(), "sse9")) {
+        printf("FAIL: isa 'sse9' accepted or no message\n");
+        g_fail++;
+    }
+    const char *isas[] = {"scalar", "avx2", "avx512", "neon", "auto"};
+    int tested = 0;
+    for (size_t i = 0; i < sizeof isas / sizeof *isas; i++) {
+        g_isa = isas[i];
+        sd_cpu_ref_kernels(&g_simd);
+        if (sd_cpu_simd_select(g_isa, &g_simd) != SDVK_OK) {
+            printf("skip %s: %s\n", g_isa, sdvk_last_error());
+            continue;
+        }
+        /* Test ISA forcing really installs kernels of that ISA. */
+        g_cases++;
+        if (strcmp(g_isa, "auto") && strcmp(g_simd.isa, g_isa)) {
+            printf("FAIL: asked %s, table says %s\n", g_isa, g_simd.isa);
+            g_fail++;
+        }
+        if (g_simd.fn[SD_OP_MATMUL] == g_ref.fn[SD_OP_MATMUL]) {
+            printf("FAIL: %s left the reference matmul in place\n", g_isa);
+            g_fail++;
+        }
+        printf("isa %s (table: %s)\n", g_isa, g_simd.isa);
+        run_all();
+        tested++;
+    }
+    sd_pool_destroy(g_pool);
+    printf("%d checks, %d failed, %d ISAs\n", g_cases, g_fail, tested);
+    return g_fail || tested < 2 ? 1 : 0;
+}
