@@ -19,7 +19,10 @@ typedef struct sd_st_tensor {
     sd_dtype dtype;
     int ndim;
     int64_t ne[SD_ST_MAX_DIMS];
-    const void *data;     /* into the mapping */
+    const void *data;     /* into the mapping. The format does not promise
+                             alignment (the data area starts at 8 + header
+                             length), so read through memcpy/unaligned loads
+                             unless ((uintptr_t)data % itemsize) == 0. */
     size_t nbytes;
 } sd_st_tensor;
 
@@ -41,7 +44,10 @@ const sd_st_tensor *sd_st_find(const sd_safetensors *st, const char *name);
 /* Metadata value or NULL. */
 const char *sd_st_meta(const sd_safetensors *st, const char *key);
 
-/* Writer (tests/tools): tensors given as name/dtype/shape/data. */
+/* Writer (tests/tools): tensors given as name/dtype/shape/data; meta_kv holds
+ * n_meta key/value pairs as 2*n_meta strings {k0, v0, k1, v1, ...}. The header
+ * is space-padded to a multiple of 8 and tensors are laid out gap-free by
+ * decreasing item size, so every tensor in a written file is aligned. */
 typedef struct sd_st_write_item {
     const char *name;
     sd_dtype dtype;

@@ -1,0 +1,403 @@
+/* Image IO: decoding through stb_image, resampling through stb_image_resize,
+ * PNG encoding through stb_image_write plus a "parameters" text chunk that
+ * we splice in ourselves (stb cannot write text chunks). */
+#include "image.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "../core/status.h"
+
+#define SD_IMAGE_MAX_SIDE 16384
+
+/* zlib compresses better than stb's built-in deflate. */
+static unsigned char *sd_png_deflate(unsigned char *data, int len, int *out_len, int quality) {
+    uLongf cap = compressBound((uLong)len);
+    unsigned char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    if (compress2(out, &cap, data, (uLong)len, quality > 9 ? 9 : quality) != Z_OK || cap > INT32_MAX) {
+        free(out);
+        return NULL;
+    }
+    *out_len = (int)cap;
+    return out;
+}
+
+/* stb is third-party code: silence its warnings here only. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wdouble-promotion"
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wcast-qual"
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_FAILURE_USERMSG
+#define STBI_MAX_DIMENSIONS SD_IMAGE_MAX_SIDE
+#include <stb_image.h>
+/* stb_image 2.27 declares this but never defines it, which warns once the
+ * declarations are static; an empty body (never called) settles it. */
+static void stbi_set_unpremultiply_on_load_thread(int flag) { (void)flag; }
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STBIW_ZLIB_COMPRESS sd_png_deflate
+#define STBIW_CRC32(buf, len) ((unsigned int)crc32(0L, (buf), (uInt)(len)))
+#include <stb_image_write.h>
+#define STB_IMAGE_RESIZE_STATIC
+#define STB_IMAGE_RESIZE_IMPLEMENTATION
+#include <stb_image_resize.h>
+#pragma GCC diagnostic pop
+
+static sdvk_status check_image(const sdvk_image *img, const char *what) {
+    if (!img || !img->data)
+        return sd_err(SDVK_ERR_INVALID_ARG, "%s: no image data", what);
+    if (img->width < 1 || img->height < 1 || img->width > SD_IMAGE_MAX_SIDE ||
+        img->height > SD_IMAGE_MAX_SIDE)
+        return sd_err(SDVK_ERR_INVALID_ARG, "%s: bad image size %dx%d (1..%d per side)", what,
+                      img->width, img->height, SD_IMAGE_MAX_SIDE);
+    if (img->channels != 3)
+        return sd_err(SDVK_ERR_INVALID_ARG, "%s: image has %d channels, expected 3 (RGB)", what,
+                      img->channels);
+    return SDVK_OK;
+}
+
+sdvk_status sd_image_load(const char *path, sdvk_image *out) {
+    if (!out)
+        return sd_err(SDVK_ERR_INVALID_ARG, "sd_image_load: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!path || !*path)
+        return sd_err(SDVK_ERR_INVALID_ARG, "sd_image_load: empty path");
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return sd_err(SDVK_ERR_IO, "%s: cannot open image: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(fp);
+        return sd_err(SDVK_ERR_IO, "%s: not a regular file", path);
+    }
+    int w = 0, h = 0, c = 0;
+    /* Size check from the header first, so an absurd image is refused
+     * before its pixels are allocated. */
+    if (!stbi_info_from_file(fp, &w, &h, &c)) {
+        const char *why = stbi_failure_reason();
+        fclose(fp);
+        return sd_err(SDVK_ERR_FORMAT, "%s: cannot decode image: %s", path,
+                      why ? why : "unknown format");
+    }
+    if (w < 1 || h < 1 || w > SD_IMAGE_MAX_SIDE || h > SD_IMAGE_MAX_SIDE) {
+        fclose(fp);
+        return sd_err(SDVK_ERR_FORMAT, "%s: image is %dx%d; at most %d per side is supported", path,
+                      w, h, SD_IMAGE_MAX_SIDE);
+    }
+    uint8_t *px = stbi_load_from_file(fp, &w, &h, &c, 3);
+    fclose(fp);
+    if (!px) {
+        const char *why = stbi_failure_reason();
+        return sd_err(SDVK_ERR_FORMAT, "%s: cannot decode image: %s", path,
+                      why ? why : "unknown error");
+    }
+    out->width = w;
+    out->height = h;
+    out->channels = 3;
+    out->data = px; /* malloc'd by stb: sdvk_image_free's free() matches */
+    return SDVK_OK;
+}
+
+sdvk_status sd_image_resize(const sdvk_image *in, int w, int h, sdvk_image *out) {
+    if (!out)
+        return sd_err(SDVK_ERR_INVALID_ARG, "sd_image_resize: out is NULL");
+    memset(out, 0, sizeof *out);
+    SD_TRY(check_image(in, "resize"));
+    if (w < 1 || h < 1 || w > SD_IMAGE_MAX_SIDE || h > SD_IMAGE_MAX_SIDE)
+        return sd_err(SDVK_ERR_INVALID_ARG, "resize: bad target size %dx%d (1..%d per side)", w, h,
+                      SD_IMAGE_MAX_SIDE);
+    uint8_t *px = malloc((size_t)w * (size_t)h * 3);
+    if (!px)
+        return sd_err(SDVK_ERR_OOM, "resize: out of memory for %dx%d", w, h);
+    if (w == in->width && h == in->height) {
+        memcpy(px, in->data, (size_t)w * (size_t)h * 3);
+    } else {
+        /* Triangle filter: bilinear when enlarging; when shrinking stb widens
+         * it by the scale factor, which averages the covered area (no
+         * aliasing). Values are resampled as stored (no sRGB linearisation),
+         * the same as PIL's resize does. */
+        if (!stbir_resize_uint8_generic(in->data, in->width, in->height, in->width * 3, px, w, h,
+                                        w * 3, 3, STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_CLAMP,
+                                        STBIR_FILTER_TRIANGLE, STBIR_COLORSPACE_LINEAR, NULL)) {
+            free(px);
+            return sd_err(SDVK_ERR_OOM, "resize: %dx%d -> %dx%d failed (out of memory)",
+                          in->width, in->height, w, h);
+        }
+    }
+    out->width = w;
+    out->height = h;
+    out->channels = 3;
+    out->data = px;
+    return SDVK_OK;
+}
+
+/* ---- PNG text chunk ---- */
+
+static void put_be32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* Decodes one UTF-8 sequence at s (n bytes left); an invalid byte is taken
+ * as the Latin-1 character of the same value so no input is ever refused. */
+static uint32_t utf8_next(const uint8_t *s, size_t n, size_t *len) {
+    uint8_t c = s[0];
+    int k = -1; /* continuation bytes */
+    if (c < 0x80)
+        k = 0;
+    else if (c >= 0xc2 && c <= 0xdf)
+        k = 1;
+    else if (c >= 0xe0 && c <= 0xef)
+        k = 2;
+    else if (c >= 0xf0 && c <= 0xf4)
+        k = 3;
+    if (k <= 0 || (size_t)k + 1 > n) {
+        *len = 1;
+        return c;
+    }
+    uint32_t cp = c & (0x3fu >> k);
+    for (int i = 1; i <= k; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            *len = 1;
+            return c;
+        }
+        cp = (cp << 6) | (s[i] & 0x3fu);
+    }
+    /* Overlong forms, surrogates and > U+10FFFF are invalid too. */
+    if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff)) {
+        *len = 1;
+        return c;
+    }
+    *len = (size_t)k + 1;
+    return cp;
+}
+
+static size_t utf8_put(uint8_t *o, uint32_t cp) {
+    if (cp < 0x80) {
+        o[0] = (uint8_t)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (uint8_t)(0xc0 | (cp >> 6));
+        o[1] = (uint8_t)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (uint8_t)(0xe0 | (cp >> 12));
+        o[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
+        o[2] = (uint8_t)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    o[0] = (uint8_t)(0xf0 | (cp >> 18));
+    o[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3f));
+    o[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
+    o[3] = (uint8_t)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+/* Builds the whole chunk (length, type, data, CRC). tEXt holds Latin-1, so
+ * text with characters beyond U+00FF goes into an uncompressed iTXt chunk
+ * (UTF-8), which is what PIL and A1111 do as well. */
+static uint8_t *make_text_chunk(const char *text, size_t *chunk_len) {
+    static const char kw[] = "parameters";
+    const uint8_t *s = (const uint8_t *)text;
+    size_t n = strlen(text), kwl = sizeof kw; /* keyword + NUL */
+    /* Worst case: every input byte becomes a 2-byte UTF-8 sequence. */
+    uint8_t *body = malloc(2 * n + 1);
+    if (!body)
+        return NULL;
+    size_t bl = 0;
+    int latin1 = 1;
+    for (size_t i = 0, l; i < n; i += l)
+        if (utf8_next(s + i, n - i, &l) > 0xff)
+            latin1 = 0;
+    for (size_t i = 0, l; i < n; i += l) {
+        uint32_t cp = utf8_next(s + i, n - i, &l);
+        if (latin1)
+            body[bl++] = (uint8_t)cp;
+        else
+            bl += utf8_put(body + bl, cp);
+    }
+    size_t dl = kwl + (latin1 ? 0 : 4) + bl; /* iTXt: flag, method, lang\0, key\0 */
+    uint8_t *c = malloc(12 + dl);
+    if (!c || dl > 0x7fffffffu) {
+        free(body);
+        free(c);
+        return NULL;
+    }
+    put_be32(c, (uint32_t)dl);
+    memcpy(c + 4, latin1 ? "tEXt" : "iTXt", 4);
+    memcpy(c + 8, kw, kwl);
+    size_t o = 8 + kwl;
+    if (!latin1) {
+        memset(c + o, 0, 4); /* uncompressed, method 0, no language, no translated keyword */
+        o += 4;
+    }
+    if (bl)
+        memcpy(c + o, body, bl);
+    free(body);
+    put_be32(c + 8 + dl, (uint32_t)crc32(crc32(0L, Z_NULL, 0), c + 4, (uInt)(4 + dl)));
+    *chunk_len = 12 + dl;
+    return c;
+}
+
+static int write_all(int fd, const uint8_t *b, size_t n) {
+    while (n) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static atomic_uint tmp_counter;
+
+/* Writes to "<path>.tmp.<pid>.<n>" in the same directory, then renames over
+ * path, so a failure never leaves a half-written PNG under the final name. */
+static sdvk_status write_file_atomic(const char *path, const uint8_t *parts[], const size_t lens[],
+                                     int nparts) {
+    size_t pl = strlen(path);
+    char *tmp = malloc(pl + 64);
+    if (!tmp)
+        return sd_err(SDVK_ERR_OOM, "%s: out of memory", path);
+    int fd = -1;
+    for (int tries = 0; tries < 100 && fd < 0; tries++) {
+        snprintf(tmp, pl + 64, "%s.tmp.%ld.%u", path, (long)getpid(),
+                 atomic_fetch_add(&tmp_counter, 1u));
+        /* 0666 so the final file gets the usual umask-derived mode. */
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
+    if (fd < 0) {
+        sdvk_status s = sd_err(SDVK_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+        free(tmp);
+        return s;
+    }
+    int bad = 0;
+    for (int i = 0; i < nparts && !bad; i++) bad = write_all(fd, parts[i], lens[i]);
+    if (!bad)
+        bad = fsync(fd);
+    int err = errno;
+    if (close(fd) != 0 && !bad) {
+        bad = 1;
+        err = errno;
+    }
+    if (!bad && rename(tmp, path) != 0) {
+        bad = 1;
+        err = errno;
+    }
+    if (bad) {
+        unlink(tmp);
+        free(tmp);
+        return sd_err(SDVK_ERR_IO, "%s: write failed: %s", path, strerror(err));
+    }
+    free(tmp);
+    return SDVK_OK;
+}
+
+sdvk_status sd_png_write(const char *path, const sdvk_image *img, const char *parameters) {
+    if (!path || !*path)
+        return sd_err(SDVK_ERR_INVALID_ARG, "sd_png_write: empty path");
+    SD_TRY(check_image(img, path));
+    int len = 0;
+    uint8_t *png = stbi_write_png_to_mem(img->data, img->width * 3, img->width, img->height, 3,
+                                         &len);
+    if (!png)
+        return sd_err(SDVK_ERR_OOM, "%s: PNG encoding failed (out of memory)", path);
+    /* stb writes the 8-byte signature then IHDR (length 13): 33 bytes. */
+    const size_t ihdr_end = 8 + 12 + 13;
+    if ((size_t)len < ihdr_end || memcmp(png + 12, "IHDR", 4) != 0) {
+        free(png);
+        return sd_err(SDVK_ERR_BACKEND, "%s: unexpected PNG layout from the encoder", path);
+    }
+    uint8_t *chunk = NULL;
+    size_t chunk_len = 0;
+    if (parameters && !(chunk = make_text_chunk(parameters, &chunk_len))) {
+        free(png);
+        return sd_err(SDVK_ERR_OOM, "%s: out of memory building the text chunk", path);
+    }
+    const uint8_t *parts[3] = {png, chunk, png + ihdr_end};
+    size_t lens[3] = {ihdr_end, chunk_len, (size_t)len - ihdr_end};
+    sdvk_status s = write_file_atomic(path, parts, lens, 3);
+    free(chunk);
+    free(png);
+    return s;
+}
+
+sdvk_status sd_check_writable(const char *path) {
+    if (!path || !*path)
+        return sd_err(SDVK_ERR_INVALID_ARG, "output path is empty");
+    size_t pl = strlen(path);
+    char *dir = malloc(pl + 2);
+    if (!dir)
+        return sd_err(SDVK_ERR_OOM, "%s: out of memory", path);
+    memcpy(dir, path, pl + 1);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        strcpy(dir, ".");
+    else if (slash == dir)
+        dir[1] = 0; /* "/name" -> "/" */
+    else
+        *slash = 0;
+    struct stat sb;
+    sdvk_status s = SDVK_OK;
+    if (stat(dir, &sb) != 0) {
+        s = sd_err(SDVK_ERR_IO, "%s: cannot write: directory %s: %s", path, dir, strerror(errno));
+    } else if (!S_ISDIR(sb.st_mode)) {
+        s = sd_err(SDVK_ERR_IO, "%s: cannot write: %s is not a directory", path, dir);
+    } else if (path[pl - 1] == '/') {
+        s = sd_err(SDVK_ERR_INVALID_ARG, "%s: cannot write: the path names a directory", path);
+    }
+    free(dir);
+    if (s != SDVK_OK)
+        return s;
+
+    if (stat(path, &sb) == 0) {
+        if (S_ISDIR(sb.st_mode))
+            return sd_err(SDVK_ERR_IO, "%s: cannot write: it is a directory", path);
+        if (!S_ISREG(sb.st_mode))
+            return sd_err(SDVK_ERR_IO, "%s: cannot write: not a regular file", path);
+        /* Opening for writing without O_TRUNC changes nothing in the file. */
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+            return sd_err(SDVK_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        close(fd);
+        return SDVK_OK;
+    }
+    if (errno != ENOENT)
+        return sd_err(SDVK_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    /* Actually creating the file catches everything access() misses
+     * (read-only mounts, name too long, ACLs); it is removed at once. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return sd_err(SDVK_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    close(fd);
+    unlink(path);
+    return SDVK_OK;
+}
