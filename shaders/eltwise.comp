@@ -1,0 +1,74 @@
+#version 450
+// Element-wise and data-movement ops, one output element per invocation
+// (grid-stride loop, so any size fits the dispatch limits). The op is a
+// specialisation constant; codes match src/backend/vulkan/vk_internal.h.
+#extension GL_GOOGLE_include_directive : require
+#include "common.glsl"
+
+layout(local_size_x = 256) in;
+layout(constant_id = 0) const uint OP = 0;
+
+const uint E_COPY = 0, E_SCALE = 1, E_GELU = 2, E_QUICK_GELU = 3, E_SILU = 4, E_GEGLU = 5,
+           E_ADD = 6, E_MUL = 7, E_CFG = 8, E_SAMPLER = 9, E_STEP_SELECT = 10,
+           E_UPSAMPLE = 11, E_CONCAT = 12;
+
+TENSOR(0, outp)
+TENSOR(1, a)
+TENSOR(2, b)
+TENSOR(3, c)
+TENSOR(4, d)
+layout(std430, binding = 5) buffer State { uint step; } state;
+
+layout(push_constant) uniform P {
+    uint n;
+    uint oo, oa, ob, oc, od;
+    uint q[8];
+    float f0, f1;
+} p;
+
+float value(uint i) {
+    if (OP == E_COPY) return LD(a[p.oa + i]);
+    if (OP == E_SCALE) return LD(a[p.oa + i]) * p.f0 + p.f1;
+    if (OP == E_GELU) return sd_gelu(LD(a[p.oa + i]));
+    if (OP == E_QUICK_GELU) { float x = LD(a[p.oa + i]); return x * sd_sigmoid(1.702 * x); }
+    if (OP == E_SILU) { float x = LD(a[p.oa + i]); return x * sd_sigmoid(x); }
+    if (OP == E_GEGLU) {
+        uint N = p.q[0], r = i / N, k = i % N;
+        return LD(a[p.oa + r * 2 * N + k]) * sd_gelu(LD(a[p.oa + r * 2 * N + N + k]));
+    }
+    if (OP == E_ADD || OP == E_MUL) {
+        // output shape q[0..3] (left-padded with 1), b strides q[4..7] (0 where broadcast)
+        uint i3 = i % p.q[3], t = i / p.q[3];
+        uint i2 = t % p.q[2]; t /= p.q[2];
+        uint i1 = t % p.q[1], i0 = t / p.q[1];
+        float y = LD(b[p.ob + i0 * p.q[4] + i1 * p.q[5] + i2 * p.q[6] + i3 * p.q[7]]);
+        float x = LD(a[p.oa + i]);
+        return OP == E_ADD ? x + y : x * y;
+    }
+    if (OP == E_CFG) {
+        float cond = LD(a[p.oa + i]), unc = LD(a[p.oa + p.n + i]);
+        return unc + p.f0 * (cond - unc);
+    }
+    if (OP == E_SAMPLER)
+        return LD(d[p.od]) * LD(a[p.oa + i]) + LD(d[p.od + 1]) * LD(b[p.ob + i]) +
+               LD(d[p.od + 2]) * LD(c[p.oc + i]);
+    if (OP == E_STEP_SELECT) {
+        uint s = min(state.step, p.q[0] - 1);  // the host checks the range; never read past
+        return LD(a[p.oa + s * p.n + i]);
+    }
+    if (OP == E_UPSAMPLE) {
+        uint H = p.q[0], W = p.q[1], C = p.q[2];
+        uint ch = i % C, t = i / C;
+        uint x = t % (2 * W); t /= 2 * W;
+        uint y = t % (2 * H), bb = t / (2 * H);
+        return LD(a[p.oa + ((bb * H + y / 2) * W + x / 2) * C + ch]);
+    }
+    // E_CONCAT: chunks of q[0] (from a) then q[1] (from b) elements per outer index
+    uint tot = p.q[0] + p.q[1], o = i / tot, r = i % tot;
+    return r < p.q[0] ? LD(a[p.oa + o * p.q[0] + r]) : LD(b[p.ob + o * p.q[1] + r - p.q[0]]);
+}
+
+void main() {
+    uint stride = gl_NumWorkGroups.x * 256;
+    for (uint i = gl_GlobalInvocationID.x; i < p.n; i += stride) outp[p.oo + i] = ST(value(i));
+}

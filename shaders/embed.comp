@@ -1,0 +1,41 @@
+#version 450
+// EMBEDDING (table gather by int32 id) and TIMESTEP_EMBED
+// ([cos(t f_k), sin(t f_k)] with f_k precomputed on the host in fp32 so
+// the frequencies match the CPU reference bit for bit).
+#extension GL_GOOGLE_include_directive : require
+#include "common.glsl"
+
+layout(local_size_x = 256) in;
+layout(constant_id = 0) const uint OP = 0; // 0 embedding, 1 timestep
+
+TENSOR(0, outp)
+layout(std430, binding = 1) buffer Ids { int ids[]; };
+TENSOR(2, table)
+layout(std430, binding = 3) buffer Freq { float freq[]; };
+TENSOR(4, tin)
+
+layout(push_constant) uniform P {
+    uint n, C, V;
+    uint oo, oids, otab, ofreq, ot;
+} p;
+
+void main() {
+    uint stride = gl_NumWorkGroups.x * 256;
+    for (uint i = gl_GlobalInvocationID.x; i < p.n; i += stride) {
+        uint r = i / p.C, c = i % p.C;
+        float v;
+        if (OP == 0) {
+            int id = clamp(ids[p.oids + r], 0, int(p.V) - 1);
+            v = LD(table[p.otab + uint(id) * p.C + c]);
+        } else {
+            uint half_ = p.C / 2, k = c % half_;
+            precise float arg = LD(tin[p.ot + r]) * freq[p.ofreq + k];
+            // Cody-Waite reduction to [-pi, pi]: GPU sin/cos are only
+            // accurate on a bounded range.
+            precise float nq = round(arg * 0.15915494309189535);
+            precise float red = (arg - nq * 6.28125) - nq * 0.0019353071795864769;
+            v = c < half_ ? cos(red) : sin(red);
+        }
+        outp[p.oo + i] = ST(v);
+    }
+}

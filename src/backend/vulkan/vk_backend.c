@@ -1,0 +1,649 @@
+/* The Vulkan sd_backend: weights uploaded once to device-local memory,
+ * activations in one planned arena, each prepared graph recorded into ONE
+ * command buffer at prepare time and replayed for every step. The step
+ * index lives in a small device buffer that the host sets once per run and
+ * the last dispatch of each replay advances, so run(first, n) is a single
+ * submit of n replays and a single fence wait. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../../core/status.h"
+#include "vk_internal.h"
+
+#define STAGING_MAX ((VkDeviceSize)64 << 20)
+#define WEIGHT_BLOCK_MAX ((VkDeviceSize)1 << 30)
+
+enum { BUF_ARENA = 0, BUF_STATE = 1, BUF_AUX = 2, BUF_WEIGHTS = 3 };
+
+typedef struct vk_backend {
+    sd_backend base;
+    sd_vk_dev d;
+    sd_vk_buf staging;
+    VkFence fence;
+    /* --verbose counters */
+    long n_recorded, n_submits;
+} vk_backend;
+
+struct sd_bgraph {
+    const sd_graph *g;
+    sd_vk_loc *loc;   /* per tensor */
+    sd_vk_buf *bufs;  /* BUF_* then weight blocks */
+    int nbufs;
+    VkDeviceSize *aux_off; /* per node */
+    VkDescriptorPool dpool;
+    VkCommandBuffer cb;
+    VkQueryPool qpool;
+    int n_dispatch;   /* per replay */
+    int has_step_select;
+    int64_t step_limit; /* smallest STEP_SELECT table length */
+};
+
+static vk_backend *VB(sd_backend *b) { return (vk_backend *)b; }
+
+/* ---- one-shot transfers ------------------------------------------------ */
+
+typedef void (*rec_fn)(VkCommandBuffer cb, void *ctx);
+
+static sdvk_status submit_once(vk_backend *vb, rec_fn fn, void *ctx) {
+    sd_vk_dev *d = &vb->d;
+    VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                      .commandPool = d->cpool,
+                                      .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                      .commandBufferCount = 1};
+    VkCommandBuffer cb;
+    SD_TRY(sd_vk_check(vkAllocateCommandBuffers(d->dev, &ai, &cb), "vkAllocateCommandBuffers"));
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                   .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
+    sdvk_status s = sd_vk_check(vkBeginCommandBuffer(cb, &bi), "vkBeginCommandBuffer");
+    if (s == SDVK_OK) {
+        fn(cb, ctx);
+        s = sd_vk_check(vkEndCommandBuffer(cb), "vkEndCommandBuffer");
+    }
+    if (s == SDVK_OK) {
+        VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
+                           .commandBufferCount = 1,
+                           .pCommandBuffers = &cb};
+        s = sd_vk_check(vkResetFences(d->dev, 1, &vb->fence), "vkResetFences");
+        if (s == SDVK_OK)
+            s = sd_vk_check(vkQueueSubmit(d->queue, 1, &si, vb->fence), "vkQueueSubmit");
+        if (s == SDVK_OK)
+            s = sd_vk_check(vkWaitForFences(d->dev, 1, &vb->fence, VK_TRUE, UINT64_MAX),
+                            "vkWaitForFences");
+    }
+    vkFreeCommandBuffers(d->dev, d->cpool, 1, &cb);
+    return s;
+}
+
+typedef struct copy_ctx {
+    VkBuffer src, dst;
+    VkDeviceSize src_off, dst_off, size;
+    int to_host; /* 1: device -> staging (wait for compute first) */
+} copy_ctx;
+
+static void rec_copy(VkCommandBuffer cb, void *p) {
+    copy_ctx *c = p;
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
+    vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+    VkBufferCopy r = {c->src_off, c->dst_off, c->size};
+    vkCmdCopyBuffer(cb, c->src, c->dst, 1, &r);
+    VkMemoryBarrier mb2 = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                           .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+                           .dstAccessMask = c->to_host ? VK_ACCESS_HOST_READ_BIT
+                                                       : VK_ACCESS_SHADER_READ_BIT |
+                                                             VK_ACCESS_SHADER_WRITE_BIT};
+    vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         c->to_host ? VK_PIPELINE_STAGE_HOST_BIT : VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                         0, 1, &mb2, 0, NULL, 0, NULL);
+}
+
+static sdvk_status ensure_staging(vk_backend *vb, VkDeviceSize size) {
+    if (size > STAGING_MAX)
+        size = STAGING_MAX;
+    if (vb->staging.buf && vb->staging.size >= size)
+        return SDVK_OK;
+    sd_vk_buf_destroy(&vb->d, &vb->staging);
+    VkDeviceSize sz = size < ((VkDeviceSize)1 << 20) ? ((VkDeviceSize)1 << 20) : size;
+    return sd_vk_buf_create(&vb->d, sz, 1, &vb->staging);
+}
+
+/* Converts element range [e0, e0+n) of a host array into device form. */
+typedef void (*pack_fn)(void *dst, const void *src, size_t e0, size_t n, void *ctx);
+
+/* Host -> device through the staging buffer, in chunks of whole elements. */
+static sdvk_status upload(vk_backend *vb, VkBuffer dst, VkDeviceSize dst_off, size_t nelem,
+                          uint32_t esz, pack_fn pack, const void *src, void *ctx) {
+    SD_TRY(ensure_staging(vb, (VkDeviceSize)nelem * esz));
+    size_t chunk = (size_t)(vb->staging.size / esz);
+    for (size_t e0 = 0; e0 < nelem; e0 += chunk) {
+        size_t n = nelem - e0 < chunk ? nelem - e0 : chunk;
+        pack(vb->staging.map, src, e0, n, ctx);
+        copy_ctx c = {vb->staging.buf, dst, 0, dst_off + (VkDeviceSize)e0 * esz,
+                      (VkDeviceSize)n * esz, 0};
+        SD_TRY(submit_once(vb, rec_copy, &c));
+    }
+    return SDVK_OK;
+}
+
+static void pack_f32_to_f16(void *dst, const void *src, size_t e0, size_t n, void *ctx) {
+    (void)ctx;
+    const float *s = (const float *)src + e0;
+    uint16_t *o = dst;
+    for (size_t i = 0; i < n; i++) o[i] = sd_f32_to_f16(s[i]);
+}
+static void pack_copy4(void *dst, const void *src, size_t e0, size_t n, void *ctx) {
+    (void)ctx;
+    memcpy(dst, (const char *)src + e0 * 4, n * 4);
+}
+static void pack_raw(void *dst, const void *src, size_t e0, size_t n, void *ctx) {
+    uint32_t esz = *(const uint32_t *)ctx;
+    memcpy(dst, (const char *)src + e0 * esz, n * esz);
+}
+
+/* ---- prepare ------------------------------------------------------------ */
+
+static void release_graph(vk_backend *vb, sd_bgraph *bg) {
+    if (!bg)
+        return;
+    sd_vk_dev *d = &vb->d;
+    vkDeviceWaitIdle(d->dev);
+    if (bg->cb)
+        vkFreeCommandBuffers(d->dev, d->cpool, 1, &bg->cb);
+    if (bg->qpool)
+        vkDestroyQueryPool(d->dev, bg->qpool, NULL);
+    if (bg->dpool)
+        vkDestroyDescriptorPool(d->dev, bg->dpool, NULL);
+    for (int i = 0; i < bg->nbufs; i++) sd_vk_buf_destroy(d, &bg->bufs[i]);
+    free(bg->bufs);
+    free(bg->loc);
+    free(bg->aux_off);
+    free(bg);
+}
+
+static int tensor_used(const sd_graph *g, int t) {
+    for (int k = 0; k < g->nn; k++)
+        for (int j = 0; j < SD_MAX_IN; j++)
+            if (g->n[k].in[j] == t)
+                return 1;
+    return 0;
+}
+
+/* Weight t as device data (f32 or f16; int32 copied), conv kernels re-laid
+ * from OIHW to [O][kh][kw][I] for the implicit GEMM. Returns malloc'd data. */
+static void *convert_weight(const sd_vk_dev *d, const sd_graph *g, int t, uint32_t *esz) {
+    const sd_tensor *T = &g->t[t];
+    size_t n = (size_t)sd_tensor_nelem(T);
+    if (T->dtype == SD_I32) {
+        *esz = 4;
+        void *o = malloc(n * 4);
+        if (o)
+            memcpy(o, T->data, n * 4);
+        return o;
+    }
+    float *f = malloc(n * sizeof(float));
+    if (!f)
+        return NULL;
+    sd_to_f32(f, T->data, T->dtype, n);
+    if (sd_vk_weight_layout(g, t) == 1 && T->ndim == 4) {
+        size_t O = (size_t)T->ne[0], I = (size_t)T->ne[1], KH = (size_t)T->ne[2],
+               KW = (size_t)T->ne[3];
+        float *r = malloc(n * sizeof(float));
+        if (!r) {
+            free(f);
+            return NULL;
+        }
+        for (size_t o = 0; o < O; o++)
+            for (size_t i = 0; i < I; i++)
+                for (size_t y = 0; y < KH; y++)
+                    for (size_t x = 0; x < KW; x++)
+                        r[((o * KH + y) * KW + x) * I + i] = f[((o * I + i) * KH + y) * KW + x];
+        free(f);
+        f = r;
+    }
+    if (!d->f16) {
+        *esz = 4;
+        return f;
+    }
+    *esz = 2;
+    uint16_t *h = malloc(n * 2);
+    if (h)
+        for (size_t i = 0; i < n; i++) h[i] = sd_f32_to_f16(f[i]);
+    free(f);
+    return h;
+}
+
+static sdvk_status add_buf(vk_backend *vb, sd_bgraph *bg, VkDeviceSize size, int host) {
+    sd_vk_buf *nb = realloc(bg->bufs, (size_t)(bg->nbufs + 1) * sizeof *nb);
+    if (!nb)
+        return sd_err(SDVK_ERR_OOM, "vulkan: out of memory");
+    bg->bufs = nb;
+    SD_TRY(sd_vk_buf_create(&vb->d, size, host, &bg->bufs[bg->nbufs]));
+    bg->nbufs++;
+    return SDVK_OK;
+}
+
+static sdvk_status place_activations(vk_backend *vb, sd_bgraph *bg) {
+    const sd_graph *g = bg->g;
+    sd_vk_dev *d = &vb->d;
+    /* f16 halves every float offset; int32 tensors (token ids) keep 4-byte
+     * elements, so in f16 mode they get their own space after the arena. */
+    VkDeviceSize arena = d->f16 ? (g->arena_size / 2 + 255) / 256 * 256 : g->arena_size;
+    VkDeviceSize top = arena;
+    VkDeviceSize *ioff = calloc((size_t)g->nt, sizeof *ioff);
+    if (!ioff)
+        return sd_err(SDVK_ERR_OOM, "vulkan: out of memory");
+    for (int i = 0; i < g->nt; i++) {
+        const sd_tensor *t = &g->t[i];
+        if (d->f16 && t->kind != SD_T_WEIGHT && t->base < 0 && t->dtype == SD_I32) {
+            ioff[i] = top;
+            top += (sd_tensor_nbytes(t) + 255) / 256 * 256;
+        }
+    }
+    for (int i = 0; i < g->nt; i++) {
+        const sd_tensor *t = &g->t[i];
+        if (t->kind == SD_T_WEIGHT)
+            continue;
+        int r = sd_graph_root(g, i);
+        if (t->dtype == SD_I32) {
+            bg->loc[i].off = d->f16 ? ioff[r] + (t->offset - g->t[r].offset) : t->offset;
+            bg->loc[i].esz = 4;
+        } else {
+            bg->loc[i].off = d->f16 ? t->offset / 2 : t->offset;
+            bg->loc[i].esz = d->f16 ? 2 : 4;
+        }
+        bg->loc[i].buf = BUF_ARENA;
+    }
+    free(ioff);
+    if (top > d->max_alloc)
+        return sd_err(SDVK_ERR_OOM,
+                      "vulkan: the activation arena (%llu MiB) exceeds the device's "
+                      "maxMemoryAllocationSize (%llu MiB); use a smaller size or batch",
+                      (unsigned long long)(top >> 20), (unsigned long long)(d->max_alloc >> 20));
+    return add_buf(vb, bg, top, 0); /* BUF_ARENA */
+}
+
+static sdvk_status place_weights(vk_backend *vb, sd_bgraph *bg) {
+    const sd_graph *g = bg->g;
+    sd_vk_dev *d = &vb->d;
+    VkDeviceSize block_max = d->max_alloc < WEIGHT_BLOCK_MAX ? d->max_alloc : WEIGHT_BLOCK_MAX;
+    /* Pass 1: assign (block, offset) to every used weight, sharing storage
+     * between tensors that are the same host data with the same layout. */
+    int blk = -1;
+    VkDeviceSize fill = block_max, *blk_size = NULL;
+    int nblk = 0;
+    for (int i = 0; i < g->nt; i++) {
+        const sd_tensor *t = &g->t[i];
+        if (t->kind != SD_T_WEIGHT || !tensor_used(g, i))
+            continue;
+        if (!t->data)
+            return sd_err(SDVK_ERR_INVALID_ARG, "vulkan: weight %s has no data", t->name);
+        uint32_t esz = t->dtype == SD_I32 ? 4 : d->f16 ? 2 : 4;
+        int lay = sd_vk_weight_layout(g, i);
+        int dup = -1;
+        for (int j = 0; j < i && dup < 0; j++) {
+            const sd_tensor *u = &g->t[j];
+            if (u->kind == SD_T_WEIGHT && bg->loc[j].buf >= 0 && u->data == t->data &&
+                u->dtype == t->dtype && sd_tensor_nelem(u) == sd_tensor_nelem(t) &&
+                sd_vk_weight_layout(g, j) == lay)
+                dup = j;
+        }
+        if (dup >= 0) {
+            bg->loc[i] = bg->loc[dup];
+            continue;
+        }
+        VkDeviceSize sz = (VkDeviceSize)sd_tensor_nelem(t) * esz;
+        if (sz > block_max)
+            return sd_err(SDVK_ERR_UNSUPPORTED, "vulkan: weight %s (%llu MiB) exceeds the largest "
+                          "allocation the device allows", t->name, (unsigned long long)(sz >> 20));
+        fill = (fill + d->align - 1) / d->align * d->align;
+        if (fill + sz > block_max) {
+            VkDeviceSize *nbs = realloc(blk_size, (size_t)(nblk + 1) * sizeof *nbs);
+            if (!nbs) {
+                free(blk_size);
+                return sd_err(SDVK_ERR_OOM, "vulkan: out of memory");
+            }
+            blk_size = nbs;
+            blk = nblk++;
+            fill = 0;
+        }
+        bg->loc[i] = (sd_vk_loc){BUF_WEIGHTS + blk, fill, esz};
+        fill += sz;
+        blk_size[blk] = fill;
+    }
+    sdvk_status s = SDVK_OK;
+    for (int b = 0; b < nblk && s == SDVK_OK; b++) s = add_buf(vb, bg, blk_size[b], 0);
+    free(blk_size);
+    SD_TRY(s);
+    /* Pass 2: convert and upload (each unique weight once). */
+    for (int i = 0; i < g->nt; i++) {
+        const sd_tensor *t = &g->t[i];
+        if (t->kind != SD_T_WEIGHT || bg->loc[i].buf < 0)
+            continue;
+        int first = 1;
+        for (int j = 0; j < i && first; j++)
+            if (g->t[j].kind == SD_T_WEIGHT && bg->loc[j].buf == bg->loc[i].buf &&
+                bg->loc[j].off == bg->loc[i].off)
+                first = 0;
+        if (!first)
+            continue;
+        uint32_t esz;
+        void *data = convert_weight(d, g, i, &esz);
+        if (!data)
+            return sd_err(SDVK_ERR_OOM, "vulkan: out of memory converting weight %s", t->name);
+        size_t n = (size_t)sd_tensor_nelem(t);
+        s = upload(vb, bg->bufs[bg->loc[i].buf].buf, bg->loc[i].off, n, esz, pack_raw, data, &esz);
+        free(data);
+        SD_TRY(s);
+    }
+    return SDVK_OK;
+}
+
+/* Host-made tables (timestep frequencies, f32) in the aux buffer, which
+ * also serves as the placeholder bound to unused shader bindings. */
+static sdvk_status make_aux(vk_backend *vb, sd_bgraph *bg) {
+    const sd_graph *g = bg->g;
+    VkDeviceSize size = 256;
+    for (int k = 0; k < g->nn; k++)
+        if (g->n[k].op == SD_OP_TIMESTEP_EMBED) {
+            bg->aux_off[k] = size;
+            size += ((VkDeviceSize)g->n[k].i[0] / 2 * 4 + 255) / 256 * 256;
+        }
+    SD_TRY(add_buf(vb, bg, size, 1)); /* BUF_AUX: host-visible, written directly */
+    float *a = bg->bufs[BUF_AUX].map;
+    memset(a, 0, (size_t)size);
+    for (int k = 0; k < g->nn; k++)
+        if (g->n[k].op == SD_OP_TIMESTEP_EMBED) {
+            int half = g->n[k].i[0] / 2;
+            float *f = a + bg->aux_off[k] / 4;
+            for (int j = 0; j < half; j++) f[j] = expf(-logf(10000.0f) * (float)j / (float)half);
+        }
+    return SDVK_OK;
+}
+
+static sdvk_status record(vk_backend *vb, sd_bgraph *bg) {
+    sd_vk_dev *d = &vb->d;
+    const sd_graph *g = bg->g;
+    uint32_t nsets = (uint32_t)g->nn + 1;
+    VkDescriptorPoolSize ps = {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, nsets * SD_VK_BINDINGS};
+    VkDescriptorPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+                                     .maxSets = nsets,
+                                     .poolSizeCount = 1,
+                                     .pPoolSizes = &ps};
+    SD_TRY(sd_vk_check(vkCreateDescriptorPool(d->dev, &pi, NULL, &bg->dpool),
+                       "vkCreateDescriptorPool"));
+    VkDescriptorSetLayout *layouts = malloc(nsets * sizeof *layouts);
+    VkDescriptorSet *sets = malloc(nsets * sizeof *sets);
+    if (!layouts || !sets) {
+        free(layouts), free(sets);
+        return sd_err(SDVK_ERR_OOM, "vulkan: out of memory");
+    }
+    for (uint32_t i = 0; i < nsets; i++) layouts[i] = d->dsl;
+    VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+                                      .descriptorPool = bg->dpool,
+                                      .descriptorSetCount = nsets,
+                                      .pSetLayouts = layouts};
+    sdvk_status s = sd_vk_check(vkAllocateDescriptorSets(d->dev, &ai, sets),
+                                "vkAllocateDescriptorSets");
+    free(layouts);
+    if (s != SDVK_OK) {
+        free(sets);
+        return s;
+    }
+    if (d->has_timestamps) {
+        VkQueryPoolCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+                                    .queryType = VK_QUERY_TYPE_TIMESTAMP,
+                                    .queryCount = 2};
+        if (vkCreateQueryPool(d->dev, &qi, NULL, &bg->qpool) != VK_SUCCESS)
+            bg->qpool = VK_NULL_HANDLE; /* timings are optional */
+    }
+    VkCommandBufferAllocateInfo ci = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                      .commandPool = d->cpool,
+                                      .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                      .commandBufferCount = 1};
+    s = sd_vk_check(vkAllocateCommandBuffers(d->dev, &ci, &bg->cb), "vkAllocateCommandBuffers");
+    /* SIMULTANEOUS_USE: one submit lists this command buffer n times. */
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                   .flags = VK_COMMAND_BUFFER_USAGE_SIMULTANEOUS_USE_BIT};
+    if (s == SDVK_OK)
+        s = sd_vk_check(vkBeginCommandBuffer(bg->cb, &bi), "vkBeginCommandBuffer");
+    if (s == SDVK_OK) {
+        VkCommandBuffer cb = bg->cb;
+        /* Order this replay after the previous one and after uploads. */
+        VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                              .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT |
+                                               VK_ACCESS_HOST_WRITE_BIT,
+                              .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
+        vkCmdPipelineBarrier(cb,
+                             VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT |
+                                 VK_PIPELINE_STAGE_HOST_BIT,
+                             VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+        if (bg->qpool) {
+            vkCmdResetQueryPool(cb, bg->qpool, 0, 2);
+            vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, bg->qpool, 0);
+        }
+        sd_vk_rec r = {.d = d,
+                       .g = g,
+                       .loc = bg->loc,
+                       .bufs = bg->bufs,
+                       .nbufs = bg->nbufs,
+                       .state_buf = BUF_STATE,
+                       .dummy_buf = BUF_AUX,
+                       .cb = cb};
+        for (int k = 0; k < g->nn && s == SDVK_OK; k++) {
+            r.set = sets[k];
+            s = sd_vk_record_node(&r, &g->n[k], bg->aux_off[k]);
+            if (s != SDVK_OK)
+                sd_err_prefix(s, "node %d (%s)", k, sd_op_name(g->n[k].op));
+        }
+        bg->n_dispatch = r.n_dispatch;
+        if (s == SDVK_OK) {
+            r.set = sets[g->nn];
+            s = sd_vk_record_advance(&r);
+        }
+        if (s == SDVK_OK && bg->qpool)
+            vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, bg->qpool, 1);
+        sdvk_status se = sd_vk_check(vkEndCommandBuffer(cb), "vkEndCommandBuffer");
+        if (s == SDVK_OK)
+            s = se;
+    }
+    free(sets);
+    if (s == SDVK_OK)
+        vb->n_recorded++;
+    return s;
+}
+
+static sdvk_status vk_prepare(sd_backend *b, const sd_graph *g, sd_bgraph **out) {
+    vk_backend *vb = VB(b);
+    *out = NULL;
+    if (!g->planned)
+        return sd_err(SDVK_ERR_INVALID_ARG, "vulkan: graph is not planned (call sd_graph_plan)");
+    sd_bgraph *bg = calloc(1, sizeof *bg);
+    if (!bg)
+        return sd_err(SDVK_ERR_OOM, "vulkan: out of memory");
+    bg->g = g;
+    bg->loc = calloc((size_t)g->nt, sizeof *bg->loc);
+    bg->aux_off = calloc((size_t)g->nn + 1, sizeof *bg->aux_off);
+    if (!bg->loc || !bg->aux_off) {
+        release_graph(vb, bg);
+        return sd_err(SDVK_ERR_OOM, "vulkan: out of memory");
+    }
+    for (int i = 0; i < g->nt; i++) bg->loc[i].buf = -1;
+    bg->step_limit = INT64_MAX;
+    for (int k = 0; k < g->nn; k++)
+        if (g->n[k].op == SD_OP_STEP_SELECT) {
+            bg->has_step_select = 1;
+            int64_t s = g->t[g->n[k].in[0]].ne[0];
+            if (s < bg->step_limit)
+                bg->step_limit = s;
+        }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    sdvk_status s = place_activations(vb, bg);
+    if (s == SDVK_OK)
+        s = add_buf(vb, bg, 256, 1); /* BUF_STATE: the step counter, host-visible */
+    if (s == SDVK_OK)
+        s = make_aux(vb, bg);
+    if (s == SDVK_OK)
+        s = place_weights(vb, bg);
+    if (s == SDVK_OK)
+        s = record(vb, bg);
+    if (s != SDVK_OK) {
+        release_graph(vb, bg);
+        return s;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (vb->d.verbose)
+        sd_log("vulkan: prepared graph (%d nodes, %d dispatches/step, arena %.1f MiB, %d weight "
+               "block(s)) in %.0f ms; command buffers recorded: %ld",
+               g->nn, bg->n_dispatch + 1, (double)bg->bufs[BUF_ARENA].size / 1048576.0,
+               bg->nbufs - BUF_WEIGHTS,
+               (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+               vb->n_recorded);
+    *out = bg;
+    return SDVK_OK;
+}
+
+static void vk_release(sd_backend *b, sd_bgraph *bg) { release_graph(VB(b), bg); }
+
+/* ---- write / read ----------------------------------------------------------- */
+
+static sdvk_status check_io(const sd_bgraph *bg, int tensor, size_t nbytes, int writing) {
+    const sd_graph *g = bg->g;
+    if (tensor < 0 || tensor >= g->nt)
+        return sd_err(SDVK_ERR_INVALID_ARG, "vulkan: tensor id %d out of range", tensor);
+    const sd_tensor *t = &g->t[tensor];
+    int r = sd_graph_root(g, tensor);
+    sd_tkind k = g->t[r].kind;
+    if (writing ? k != SD_T_INPUT : (k != SD_T_INPUT && k != SD_T_OUTPUT))
+        return sd_err(SDVK_ERR_INVALID_ARG, "vulkan: tensor %s is not a graph %s", t->name,
+                      writing ? "input" : "input or output");
+    if (nbytes != (size_t)sd_tensor_nelem(t) * 4)
+        return sd_err(SDVK_ERR_INVALID_ARG, "vulkan: tensor %s: %zu bytes given, %zu expected",
+                      t->name, nbytes, (size_t)sd_tensor_nelem(t) * 4);
+    return SDVK_OK;
+}
+
+static sdvk_status vk_write(sd_backend *b, sd_bgraph *bg, int tensor, const void *src, size_t nbytes) {
+    vk_backend *vb = VB(b);
+    SD_TRY(check_io(bg, tensor, nbytes, 1));
+    const sd_vk_loc *l = &bg->loc[tensor];
+    size_t n = nbytes / 4;
+    return upload(vb, bg->bufs[l->buf].buf, l->off, n, l->esz,
+                  l->esz == 2 ? pack_f32_to_f16 : pack_copy4, src, NULL);
+}
+
+static sdvk_status vk_read(sd_backend *b, sd_bgraph *bg, int tensor, void *dst, size_t nbytes) {
+    vk_backend *vb = VB(b);
+    SD_TRY(check_io(bg, tensor, nbytes, 0));
+    const sd_vk_loc *l = &bg->loc[tensor];
+    size_t n = nbytes / 4;
+    SD_TRY(ensure_staging(vb, (VkDeviceSize)n * l->esz));
+    size_t chunk = (size_t)(vb->staging.size / l->esz);
+    for (size_t e0 = 0; e0 < n; e0 += chunk) {
+        size_t m = n - e0 < chunk ? n - e0 : chunk;
+        copy_ctx c = {bg->bufs[l->buf].buf, vb->staging.buf, l->off + (VkDeviceSize)e0 * l->esz, 0,
+                      (VkDeviceSize)m * l->esz, 1};
+        SD_TRY(submit_once(vb, rec_copy, &c));
+        if (l->esz == 2) {
+            const uint16_t *h = vb->staging.map;
+            float *o = (float *)dst + e0;
+            for (size_t i = 0; i < m; i++) o[i] = sd_f16_to_f32(h[i]);
+        } else {
+            memcpy((char *)dst + e0 * 4, vb->staging.map, m * 4);
+        }
+    }
+    return SDVK_OK;
+}
+
+/* ---- run ---------------------------------------------------------------- */
+
+static sdvk_status vk_run(sd_backend *b, sd_bgraph *bg, int first, int n, sd_step_cb cb, void *user) {
+    vk_backend *vb = VB(b);
+    sd_vk_dev *d = &vb->d;
+    if (n <= 0)
+        return SDVK_OK;
+    if (first < 0 || (bg->has_step_select && (int64_t)first + n > bg->step_limit))
+        return sd_err(SDVK_ERR_INVALID_ARG,
+                      "vulkan: steps %d..%d are outside the graph's step tables (%lld entries)",
+                      first, first + n - 1, (long long)bg->step_limit);
+    *(volatile uint32_t *)bg->bufs[BUF_STATE].map = (uint32_t)first;
+    VkCommandBuffer *cbs = malloc((size_t)n * sizeof *cbs);
+    if (!cbs)
+        return sd_err(SDVK_ERR_OOM, "vulkan: out of memory");
+    for (int i = 0; i < n; i++) cbs[i] = bg->cb;
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
+                       .commandBufferCount = (uint32_t)n,
+                       .pCommandBuffers = cbs};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    sdvk_status s = sd_vk_check(vkResetFences(d->dev, 1, &vb->fence), "vkResetFences");
+    if (s == SDVK_OK)
+        s = sd_vk_check(vkQueueSubmit(d->queue, 1, &si, vb->fence), "vkQueueSubmit");
+    if (s == SDVK_OK)
+        s = sd_vk_check(vkWaitForFences(d->dev, 1, &vb->fence, VK_TRUE, UINT64_MAX),
+                        "vkWaitForFences (graph run)");
+    free(cbs);
+    SD_TRY(s);
+    vb->n_submits++;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (d->verbose) {
+        double gpu_ms = -1;
+        uint64_t ts[2];
+        if (bg->qpool && vkGetQueryPoolResults(d->dev, bg->qpool, 0, 2, sizeof ts, ts, sizeof ts[0],
+                                               VK_QUERY_RESULT_64_BIT) == VK_SUCCESS)
+            gpu_ms = (double)(ts[1] - ts[0]) * d->props.limits.timestampPeriod / 1e6;
+        sd_log("vulkan: run steps %d..%d: 1 submit of %d replay(s), %d dispatches/step, GPU "
+               "%.2f ms/step (last replay), wall %.1f ms; totals: %ld command buffer(s) "
+               "recorded, %ld graph submit(s)",
+               first, first + n - 1, n, bg->n_dispatch + 1, gpu_ms,
+               (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+               vb->n_recorded, vb->n_submits);
+    }
+    if (cb)
+        for (int i = 0; i < n; i++)
+            if (cb(user, first + i))
+                return sd_err(SDVK_ERR_CANCELLED, "cancelled at step %d", first + i);
+    return SDVK_OK;
+}
+
+static void vk_destroy(sd_backend *b) {
+    vk_backend *vb = VB(b);
+    if (vb->d.dev) {
+        vkDeviceWaitIdle(vb->d.dev);
+        sd_vk_buf_destroy(&vb->d, &vb->staging);
+        if (vb->fence)
+            vkDestroyFence(vb->d.dev, vb->fence, NULL);
+    }
+    sd_vk_dev_destroy(&vb->d);
+    free(vb);
+}
+
+static const sd_backend_vtbl vk_vtbl = {vk_prepare, vk_release, vk_write, vk_read, vk_run, vk_destroy};
+
+sdvk_status sd_backend_vulkan_create(const sd_vulkan_opts *o, sd_backend **out) {
+    *out = NULL;
+    sd_vulkan_opts def = {.device_index = -1};
+    if (!o)
+        o = &def;
+    vk_backend *vb = calloc(1, sizeof *vb);
+    if (!vb)
+        return sd_err(SDVK_ERR_OOM, "vulkan: out of memory");
+    vb->base.v = &vk_vtbl;
+    sdvk_status s = sd_vk_dev_init(&vb->d, o);
+    if (s == SDVK_OK) {
+        VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+        s = sd_vk_check(vkCreateFence(vb->d.dev, &fi, NULL, &vb->fence), "vkCreateFence");
+    }
+    if (s != SDVK_OK) {
+        vk_destroy(&vb->base);
+        return s;
+    }
+    snprintf(vb->base.name, sizeof vb->base.name, "vulkan: %.130s (%s)", vb->d.props.deviceName,
+             vb->d.f16 ? "f16" : "f32");
+    *out = &vb->base;
+    return SDVK_OK;
+}

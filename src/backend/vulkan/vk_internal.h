@@ -1,0 +1,125 @@
+/* Vulkan backend internals, shared by the files of src/backend/vulkan:
+ *   vk_device.c   loader (volk), instance, validation messenger, device
+ *                 choice and listing, pipelines and the pipeline cache
+ *   vk_backend.c  the sd_backend vtable: memory, upload, recording, replay
+ *   vk_ops.c      one dispatch per graph node (pipeline, push constants)
+ * Shaders live in shaders/ and are embedded at build time (sdvk_spirv.c). */
+#ifndef SD_VK_INTERNAL_H
+#define SD_VK_INTERNAL_H
+
+#include <volk.h>
+
+#include "../backend.h"
+
+/* Element-wise op codes of shaders/eltwise.comp (specialisation constant). */
+enum {
+    SD_VK_E_COPY = 0,
+    SD_VK_E_SCALE,
+    SD_VK_E_GELU,
+    SD_VK_E_QUICK_GELU,
+    SD_VK_E_SILU,
+    SD_VK_E_GEGLU,
+    SD_VK_E_ADD,
+    SD_VK_E_MUL,
+    SD_VK_E_CFG,
+    SD_VK_E_SAMPLER,
+    SD_VK_E_STEP_SELECT,
+    SD_VK_E_UPSAMPLE,
+    SD_VK_E_CONCAT
+};
+
+#define SD_VK_BINDINGS 6 /* 0 out, 1..4 inputs, 5 step state */
+#define SD_VK_MAX_SPEC 4
+#define SD_VK_PUSH_MAX 128
+
+typedef struct sd_vk_pipeline {
+    char shader[32];
+    uint32_t spec[SD_VK_MAX_SPEC];
+    int nspec;
+    VkPipeline p;
+} sd_vk_pipeline;
+
+typedef struct sd_vk_dev {
+    VkInstance inst;
+    VkDebugUtilsMessengerEXT messenger;
+    VkPhysicalDevice pd;
+    VkDevice dev;
+    VkQueue queue;
+    uint32_t qfam;
+    VkPhysicalDeviceProperties props;
+    VkPhysicalDeviceMemoryProperties memp;
+    int has_16bit_storage;
+    int f16;              /* tensors stored as 16-bit floats */
+    int has_timestamps;
+    VkDeviceSize max_range;  /* maxStorageBufferRange */
+    VkDeviceSize max_alloc;  /* maxMemoryAllocationSize */
+    VkDeviceSize align;      /* storage buffer offset alignment (>= 16) */
+    VkCommandPool cpool;
+    VkDescriptorSetLayout dsl;
+    VkPipelineLayout playout;
+    VkPipelineCache pcache;
+    char cache_path[512];
+    sd_vk_pipeline *pipes;
+    int npipes, cap_pipes;
+    int verbose;
+    int validation;
+} sd_vk_dev;
+
+/* A device buffer with its own memory; `map` is non-NULL for host-visible
+ * buffers (staging, step state). */
+typedef struct sd_vk_buf {
+    VkBuffer buf;
+    VkDeviceMemory mem;
+    VkDeviceSize size;
+    void *map;
+} sd_vk_buf;
+
+/* Where one tensor lives on the device. */
+typedef struct sd_vk_loc {
+    int buf;            /* index into sd_bgraph.bufs, -1 = not on the device */
+    VkDeviceSize off;   /* byte offset in that buffer */
+    uint32_t esz;       /* element size there: 2 (f16) or 4 */
+} sd_vk_loc;
+
+/* Validation messages of severity error seen since process start (tests
+ * fail when this is non-zero). */
+int sd_vk_validation_errors(void);
+
+/* ---- vk_device.c ---- */
+/* Loads Vulkan, creates the instance and picks a device (index -1 = best).
+ * SDVK_ERR_UNSUPPORTED when no loader, driver or usable device exists. */
+sdvk_status sd_vk_dev_init(sd_vk_dev *d, const sd_vulkan_opts *o);
+void sd_vk_dev_destroy(sd_vk_dev *d);
+sdvk_status sd_vk_check(VkResult r, const char *what);
+/* Pipeline for shader "<name>" in the current precision, with spec constants. */
+sdvk_status sd_vk_pipeline_get(sd_vk_dev *d, const char *shader, const uint32_t *spec, int nspec,
+                               VkPipeline *out);
+sdvk_status sd_vk_buf_create(sd_vk_dev *d, VkDeviceSize size, int host_visible, sd_vk_buf *b);
+void sd_vk_buf_destroy(sd_vk_dev *d, sd_vk_buf *b);
+
+/* ---- vk_ops.c ---- */
+/* What recording one node needs from the prepared graph. */
+typedef struct sd_vk_rec {
+    sd_vk_dev *d;
+    const sd_graph *g;
+    const sd_vk_loc *loc;  /* per tensor id */
+    const sd_vk_buf *bufs;
+    int nbufs;
+    int state_buf;         /* index of the step state buffer */
+    int dummy_buf;         /* the aux buffer: host-made tables; bound to unused bindings */
+    VkCommandBuffer cb;
+    VkDescriptorSet set;   /* this node's set (written by sd_vk_record_node) */
+    int n_dispatch;
+} sd_vk_rec;
+
+/* Validates the node for this device and records its dispatch. aux_off:
+ * byte offset of the node's host-made table in the aux buffer (timestep
+ * frequencies), else unused. */
+sdvk_status sd_vk_record_node(sd_vk_rec *r, const sd_node *n, VkDeviceSize aux_off);
+/* Records the step-counter advance. */
+sdvk_status sd_vk_record_advance(sd_vk_rec *r);
+/* Per-node weight layout wanted at upload: 1 = conv weight re-laid to
+ * [Co][kh][kw][Ci]; 0 = as in the checkpoint. */
+int sd_vk_weight_layout(const sd_graph *g, int tensor);
+
+#endif

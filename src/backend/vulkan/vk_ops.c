@@ -1,0 +1,294 @@
+/* One compute dispatch per graph node: picks the shader and its
+ * specialisation constants, binds the node's tensors as sub-ranges of the
+ * arena / weight buffers, and fills the push constants. Semantics of every
+ * op: src/core/ops.def. */
+#include <string.h>
+
+#include "../../core/status.h"
+#include "vk_internal.h"
+
+#define MAX_GROUPS 65535u /* the guaranteed minimum of maxComputeWorkGroupCount */
+
+typedef struct node_io {
+    VkDescriptorBufferInfo bi[SD_VK_BINDINGS];
+} node_io;
+
+static uint32_t ceil_div(uint64_t a, uint32_t b) { return (uint32_t)((a + b - 1) / b); }
+
+/* Binds tensor t at `binding`: a descriptor range starting at the aligned
+ * offset at or below the tensor, and the tensor's element offset in it. */
+static sdvk_status bind_tensor(sd_vk_rec *r, node_io *io, int binding, int t, uint32_t *eoff) {
+    const sd_tensor *T = &r->g->t[t];
+    const sd_vk_loc *l = &r->loc[t];
+    if (l->buf < 0)
+        return sd_err(SDVK_ERR_BACKEND, "vulkan: tensor %s (t%d) has no device storage", T->name, t);
+    const sd_vk_buf *b = &r->bufs[l->buf];
+    VkDeviceSize start = l->off & ~(r->d->align - 1);
+    VkDeviceSize need = l->off + (VkDeviceSize)sd_tensor_nelem(T) * l->esz - start;
+    VkDeviceSize range = b->size - start;
+    if (range > r->d->max_range)
+        range = r->d->max_range;
+    if (need > range)
+        return sd_err(SDVK_ERR_UNSUPPORTED,
+                      "vulkan: tensor %s needs a %llu-byte binding; the device's "
+                      "maxStorageBufferRange is %llu (try --precision f16 or the CPU backend)",
+                      T->name, (unsigned long long)need, (unsigned long long)r->d->max_range);
+    io->bi[binding] = (VkDescriptorBufferInfo){b->buf, start, range};
+    *eoff = (uint32_t)((l->off - start) / l->esz);
+    return SDVK_OK;
+}
+
+static sdvk_status dispatch(sd_vk_rec *r, node_io *io, const char *shader, const uint32_t *spec,
+                            int nspec, const void *push, size_t push_size, uint32_t gx, uint32_t gy,
+                            uint32_t gz) {
+    if (gx > MAX_GROUPS || gy > MAX_GROUPS || gz > MAX_GROUPS)
+        return sd_err(SDVK_ERR_UNSUPPORTED, "vulkan: %s: dispatch of %ux%ux%u workgroups is too large",
+                      shader, gx, gy, gz);
+    VkPipeline p;
+    SD_TRY(sd_vk_pipeline_get(r->d, shader, spec, nspec, &p));
+    io->bi[5] = (VkDescriptorBufferInfo){r->bufs[r->state_buf].buf, 0, VK_WHOLE_SIZE};
+    for (int i = 0; i < SD_VK_BINDINGS; i++)
+        if (!io->bi[i].buffer)
+            io->bi[i] = (VkDescriptorBufferInfo){r->bufs[r->dummy_buf].buf, 0, VK_WHOLE_SIZE};
+    VkWriteDescriptorSet w[SD_VK_BINDINGS];
+    for (int i = 0; i < SD_VK_BINDINGS; i++)
+        w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+                                      .dstSet = r->set,
+                                      .dstBinding = (uint32_t)i,
+                                      .descriptorCount = 1,
+                                      .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                      .pBufferInfo = &io->bi[i]};
+    vkUpdateDescriptorSets(r->d->dev, SD_VK_BINDINGS, w, 0, NULL);
+    vkCmdBindPipeline(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p);
+    vkCmdBindDescriptorSets(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, r->d->playout, 0, 1, &r->set, 0,
+                            NULL);
+    uint8_t pc[SD_VK_PUSH_MAX] = {0};
+    memcpy(pc, push, push_size);
+    vkCmdPushConstants(r->cb, r->d->playout, VK_SHADER_STAGE_COMPUTE_BIT, 0, SD_VK_PUSH_MAX, pc);
+    vkCmdDispatch(r->cb, gx, gy, gz);
+    /* Every node reads what earlier ones wrote: one global barrier after each. */
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
+    vkCmdPipelineBarrier(r->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                         VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+    r->n_dispatch++;
+    return SDVK_OK;
+}
+
+int sd_vk_weight_layout(const sd_graph *g, int tensor) {
+    for (int k = 0; k < g->nn; k++)
+        if (g->n[k].op == SD_OP_CONV2D && g->n[k].in[1] == tensor)
+            return 1;
+    return 0;
+}
+
+static sdvk_status rec_matmul(sd_vk_rec *r, const sd_node *n) {
+    const sd_graph *g = r->g;
+    const sd_tensor *X = &g->t[n->in[0]], *W = &g->t[n->in[1]], *O = &g->t[n->out];
+    struct {
+        uint32_t M, N, K, oo, ox, ow, ob, ores, H, W, Ci, Ho, Wo, kw, stride, pt, pl;
+    } pc = {0};
+    node_io io = {0};
+    int conv = n->op == SD_OP_CONV2D;
+    pc.N = (uint32_t)W->ne[0];
+    if (conv) {
+        pc.H = (uint32_t)X->ne[1];
+        pc.W = (uint32_t)X->ne[2];
+        pc.Ci = (uint32_t)X->ne[3];
+        pc.Ho = (uint32_t)O->ne[1];
+        pc.Wo = (uint32_t)O->ne[2];
+        pc.kw = (uint32_t)W->ne[3];
+        pc.K = (uint32_t)(W->ne[1] * W->ne[2] * W->ne[3]);
+        pc.M = (uint32_t)(O->ne[0] * O->ne[1] * O->ne[2]);
+        pc.stride = (uint32_t)n->i[0];
+        pc.pt = (uint32_t)n->i[1];
+        pc.pl = (uint32_t)n->i[2];
+    } else {
+        pc.K = (uint32_t)W->ne[1];
+        pc.M = (uint32_t)(sd_tensor_nelem(X) / pc.K);
+    }
+    SD_TRY(bind_tensor(r, &io, 0, n->out, &pc.oo));
+    SD_TRY(bind_tensor(r, &io, 1, n->in[0], &pc.ox));
+    SD_TRY(bind_tensor(r, &io, 2, n->in[1], &pc.ow));
+    if (n->in[2] >= 0)
+        SD_TRY(bind_tensor(r, &io, 3, n->in[2], &pc.ob));
+    if (n->in[3] >= 0)
+        SD_TRY(bind_tensor(r, &io, 4, n->in[3], &pc.ores));
+    uint32_t spec[3] = {n->in[2] >= 0, n->in[3] >= 0, (uint32_t)conv};
+    return dispatch(r, &io, "matmul", spec, 3, &pc, sizeof pc, ceil_div(pc.N, 64),
+                    ceil_div(pc.M, 64), 1);
+}
+
+static sdvk_status rec_norm(sd_vk_rec *r, const sd_node *n) {
+    const sd_tensor *X = &r->g->t[n->in[0]];
+    struct {
+        uint32_t S, C, G, Cg, oo, ox, og, ob;
+        float eps;
+    } pc = {0};
+    node_io io = {0};
+    int64_t C = X->ne[X->ndim - 1], rows;
+    if (n->op == SD_OP_GROUP_NORM) {
+        rows = X->ne[0];
+        pc.G = (uint32_t)n->i[0];
+        pc.S = (uint32_t)(sd_tensor_nelem(X) / (rows * C));
+    } else { /* layer norm: every row is one "group" of C channels */
+        rows = sd_tensor_nelem(X) / C;
+        pc.G = 1;
+        pc.S = 1;
+    }
+    pc.C = (uint32_t)C;
+    pc.Cg = (uint32_t)(C / pc.G);
+    pc.eps = n->f[0];
+    SD_TRY(bind_tensor(r, &io, 0, n->out, &pc.oo));
+    SD_TRY(bind_tensor(r, &io, 1, n->in[0], &pc.ox));
+    SD_TRY(bind_tensor(r, &io, 2, n->in[1], &pc.og));
+    SD_TRY(bind_tensor(r, &io, 3, n->in[2], &pc.ob));
+    uint32_t spec[1] = {n->op == SD_OP_GROUP_NORM && n->i[1]};
+    return dispatch(r, &io, "norm", spec, 1, &pc, sizeof pc, (uint32_t)(rows * pc.G), 1, 1);
+}
+
+static sdvk_status rec_attention(sd_vk_rec *r, const sd_node *n) {
+    const sd_tensor *Q = &r->g->t[n->in[0]], *K = &r->g->t[n->in[1]];
+    struct {
+        uint32_t Lq, Lk, H, oo, oq, ok, ov;
+        float scale;
+    } pc = {0};
+    node_io io = {0};
+    uint32_t H = (uint32_t)n->i[0], D = (uint32_t)(Q->ne[2] / H);
+    if (D > 256)
+        return sd_err(SDVK_ERR_UNSUPPORTED, "vulkan: attention head dim %u > 256", D);
+    pc.Lq = (uint32_t)Q->ne[1];
+    pc.Lk = (uint32_t)K->ne[1];
+    pc.H = H;
+    pc.scale = n->f[0];
+    SD_TRY(bind_tensor(r, &io, 0, n->out, &pc.oo));
+    SD_TRY(bind_tensor(r, &io, 1, n->in[0], &pc.oq));
+    SD_TRY(bind_tensor(r, &io, 2, n->in[1], &pc.ok));
+    SD_TRY(bind_tensor(r, &io, 3, n->in[2], &pc.ov));
+    /* K and V tiles of KT rows: 2 * KT * D floats within 16 KiB of shared memory */
+    uint32_t kt = 2048 / D;
+    if (kt > 32)
+        kt = 32;
+    if (kt < 1)
+        kt = 1;
+    uint32_t spec[3] = {D, kt, (uint32_t)(n->i[1] != 0)};
+    return dispatch(r, &io, "attention", spec, 3, &pc, sizeof pc, ceil_div(pc.Lq, 64),
+                    (uint32_t)(Q->ne[0] * H), 1);
+}
+
+typedef struct elt_pc {
+    uint32_t n, oo, oa, ob, oc, od;
+    uint32_t q[8];
+    float f0, f1;
+} elt_pc;
+
+static sdvk_status rec_eltwise(sd_vk_rec *r, const sd_node *n) {
+    const sd_graph *g = r->g;
+    const sd_tensor *O = &g->t[n->out], *A = &g->t[n->in[0]];
+    elt_pc pc = {0};
+    node_io io = {0};
+    uint32_t op;
+    pc.n = (uint32_t)sd_tensor_nelem(O);
+    switch (n->op) {
+    case SD_OP_COPY: op = SD_VK_E_COPY; break;
+    case SD_OP_SCALE: op = SD_VK_E_SCALE; break;
+    case SD_OP_GELU: op = SD_VK_E_GELU; break;
+    case SD_OP_QUICK_GELU: op = SD_VK_E_QUICK_GELU; break;
+    case SD_OP_SILU: op = SD_VK_E_SILU; break;
+    case SD_OP_GEGLU: op = SD_VK_E_GEGLU; break;
+    case SD_OP_ADD: op = SD_VK_E_ADD; break;
+    case SD_OP_MUL: op = SD_VK_E_MUL; break;
+    case SD_OP_CFG_COMBINE: op = SD_VK_E_CFG; break;
+    case SD_OP_SAMPLER_STEP: op = SD_VK_E_SAMPLER; break;
+    case SD_OP_STEP_SELECT: op = SD_VK_E_STEP_SELECT; break;
+    case SD_OP_UPSAMPLE2X: op = SD_VK_E_UPSAMPLE; break;
+    default: op = SD_VK_E_CONCAT; break;
+    }
+    pc.f0 = n->f[0];
+    pc.f1 = n->f[1];
+    if (op == SD_VK_E_GEGLU) {
+        pc.q[0] = (uint32_t)O->ne[O->ndim - 1];
+    } else if (op == SD_VK_E_ADD || op == SD_VK_E_MUL) {
+        const sd_tensor *B = &g->t[n->in[1]];
+        uint64_t stride = 1;
+        for (int d = 0; d < 4; d++) {
+            int da = O->ndim - 1 - d, db = B->ndim - 1 - d;
+            pc.q[3 - d] = da >= 0 ? (uint32_t)O->ne[da] : 1;
+            int64_t eb = db >= 0 ? B->ne[db] : 1;
+            pc.q[7 - d] = eb == 1 ? 0 : (uint32_t)stride;
+            stride *= (uint64_t)eb;
+        }
+    } else if (op == SD_VK_E_STEP_SELECT) {
+        pc.q[0] = (uint32_t)A->ne[0];
+    } else if (op == SD_VK_E_UPSAMPLE) {
+        pc.q[0] = (uint32_t)A->ne[1];
+        pc.q[1] = (uint32_t)A->ne[2];
+        pc.q[2] = (uint32_t)A->ne[3];
+    } else if (op == SD_VK_E_CONCAT) {
+        const sd_tensor *B = &g->t[n->in[1]];
+        int axis = n->i[0];
+        uint64_t inner = 1;
+        for (int d = axis + 1; d < A->ndim; d++) inner *= (uint64_t)A->ne[d];
+        pc.q[0] = (uint32_t)(A->ne[axis] * inner);
+        pc.q[1] = (uint32_t)(B->ne[axis] * inner);
+    }
+    SD_TRY(bind_tensor(r, &io, 0, n->out, &pc.oo));
+    uint32_t *offs[4] = {&pc.oa, &pc.ob, &pc.oc, &pc.od};
+    for (int k = 0; k < SD_MAX_IN; k++)
+        if (n->in[k] >= 0)
+            SD_TRY(bind_tensor(r, &io, 1 + k, n->in[k], offs[k]));
+    uint32_t groups = ceil_div(pc.n, 256);
+    if (groups > 4096) /* grid-stride loop in the shader covers the rest */
+        groups = 4096;
+    uint32_t spec[1] = {op};
+    return dispatch(r, &io, "eltwise", spec, 1, &pc, sizeof pc, groups ? groups : 1, 1, 1);
+}
+
+static sdvk_status rec_embed(sd_vk_rec *r, const sd_node *n, VkDeviceSize aux_off) {
+    const sd_tensor *O = &r->g->t[n->out];
+    struct {
+        uint32_t n, C, V, oo, oids, otab, ofreq, ot;
+    } pc = {0};
+    node_io io = {0};
+    pc.n = (uint32_t)sd_tensor_nelem(O);
+    pc.C = (uint32_t)O->ne[O->ndim - 1];
+    SD_TRY(bind_tensor(r, &io, 0, n->out, &pc.oo));
+    uint32_t op = n->op == SD_OP_TIMESTEP_EMBED;
+    if (!op) {
+        pc.V = (uint32_t)r->g->t[n->in[1]].ne[0];
+        SD_TRY(bind_tensor(r, &io, 1, n->in[0], &pc.oids));
+        SD_TRY(bind_tensor(r, &io, 2, n->in[1], &pc.otab));
+    } else {
+        io.bi[3] = (VkDescriptorBufferInfo){r->bufs[r->dummy_buf].buf, 0, VK_WHOLE_SIZE};
+        pc.ofreq = (uint32_t)(aux_off / 4);
+        SD_TRY(bind_tensor(r, &io, 4, n->in[0], &pc.ot));
+    }
+    uint32_t groups = ceil_div(pc.n, 256);
+    if (groups > 4096)
+        groups = 4096;
+    uint32_t spec[1] = {op};
+    return dispatch(r, &io, "embed", spec, 1, &pc, sizeof pc, groups ? groups : 1, 1, 1);
+}
+
+sdvk_status sd_vk_record_node(sd_vk_rec *r, const sd_node *n, VkDeviceSize aux_off) {
+    switch (n->op) {
+    case SD_OP_MATMUL:
+    case SD_OP_CONV2D: return rec_matmul(r, n);
+    case SD_OP_GROUP_NORM:
+    case SD_OP_LAYER_NORM: return rec_norm(r, n);
+    case SD_OP_ATTENTION: return rec_attention(r, n);
+    case SD_OP_EMBEDDING:
+    case SD_OP_TIMESTEP_EMBED: return rec_embed(r, n, aux_off);
+    default:
+        if ((unsigned)n->op >= SD_OP_COUNT)
+            return sd_err(SDVK_ERR_INVALID_ARG, "vulkan: unknown op %d", (int)n->op);
+        return rec_eltwise(r, n);
+    }
+}
+
+sdvk_status sd_vk_record_advance(sd_vk_rec *r) {
+    node_io io = {0};
+    uint32_t dummy = 0, spec[1] = {0};
+    return dispatch(r, &io, "advance", spec, 0, &dummy, sizeof dummy, 1, 1, 1);
+}
