@@ -1,0 +1,24 @@
+# Vulkan backend tests (label "vulkan"): every op against the CPU reference
+# with the validation layer on (f32 and f16), SD channel counts, replay of
+# one recorded graph over steps, and the no-driver fallback. In CI they run
+# on Mesa lavapipe; without any driver they test the fallback and say so.
+add_executable(test_vulkan ${CMAKE_CURRENT_SOURCE_DIR}/test_vulkan.c)
+target_include_directories(test_vulkan PRIVATE ${CMAKE_SOURCE_DIR}/src)
+target_link_libraries(test_vulkan PRIVATE sdvk)
+if(SDVK_HAVE_VULKAN)
+  target_include_directories(test_vulkan PRIVATE ${SDVK_VOLK_DIR})
+else()
+  target_compile_definitions(test_vulkan PRIVATE SDVK_NO_VULKAN)
+endif()
+
+set(_vk_env "XDG_RUNTIME_DIR=/tmp" "XDG_CACHE_HOME=${CMAKE_BINARY_DIR}/vk-cache")
+foreach(p f32 f16)
+  add_test(NAME vulkan_conformance_${p} COMMAND test_vulkan conformance ${p})
+  add_test(NAME vulkan_sd_shapes_${p} COMMAND test_vulkan sd ${p})
+  add_test(NAME vulkan_replay_${p} COMMAND test_vulkan replay ${p})
+  set_tests_properties(vulkan_conformance_${p} vulkan_sd_shapes_${p} vulkan_replay_${p}
+    PROPERTIES LABELS "vulkan" ENVIRONMENT "${_vk_env}" FAIL_REGULAR_EXPRESSION "validation error")
+endforeach()
+add_test(NAME vulkan_fallback_no_driver COMMAND test_vulkan fallback)
+set_tests_properties(vulkan_fallback_no_driver PROPERTIES LABELS "vulkan"
+  ENVIRONMENT "XDG_RUNTIME_DIR=/tmp;VK_ICD_FILENAMES=/nonexistent;VK_DRIVER_FILES=/nonexistent")
