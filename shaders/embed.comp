@@ -1,5 +1,7 @@
 #version 450
-// EMBEDDING (table gather by int32 id) and TIMESTEP_EMBED
+// EMBEDDING (table gather by int32 id; a table larger than one binding's
+// maxStorageBufferRange is bound as two ranges: rows < split from binding 2,
+// the rest from binding 4) and TIMESTEP_EMBED
 // ([cos(t f_k), sin(t f_k)] with f_k precomputed on the host in fp32 so
 // the frequencies match the CPU reference bit for bit).
 #extension GL_GOOGLE_include_directive : require
@@ -12,11 +14,11 @@ TENSOR(0, outp)
 layout(std430, binding = 1) buffer Ids { int ids[]; };
 TENSOR(2, table)
 layout(std430, binding = 3) buffer Freq { float freq[]; };
-TENSOR(4, tin)
+TENSOR(4, tin) // timestep: t; embedding: the table's rows >= split
 
 layout(push_constant) uniform P {
     uint n, C, V;
-    uint oo, oids, otab, ofreq, ot;
+    uint oo, oids, otab, ofreq, ot, split;
 } p;
 
 void main() {
@@ -26,7 +28,9 @@ void main() {
         float v;
         if (OP == 0) {
             int id = clamp(ids[p.oids + r], 0, int(p.V) - 1);
-            v = LD(table[p.otab + uint(id) * p.C + c]);
+            uint row = uint(id);
+            v = row < p.split ? LD(table[p.otab + row * p.C + c])
+                              : LD(tin[p.ot + (row - p.split) * p.C + c]);
         } else {
             uint half_ = p.C / 2, k = c % half_;
             precise float arg = LD(tin[p.ot + r]) * freq[p.ofreq + k];

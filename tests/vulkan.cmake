@@ -16,7 +16,9 @@ foreach(p f32 f16)
   add_test(NAME vulkan_conformance_${p} COMMAND test_vulkan conformance ${p})
   add_test(NAME vulkan_sd_shapes_${p} COMMAND test_vulkan sd ${p})
   add_test(NAME vulkan_replay_${p} COMMAND test_vulkan replay ${p})
+  add_test(NAME vulkan_big_table_${p} COMMAND test_vulkan bigtable ${p})
   set_tests_properties(vulkan_conformance_${p} vulkan_sd_shapes_${p} vulkan_replay_${p}
+    vulkan_big_table_${p}
     PROPERTIES LABELS "vulkan" ENVIRONMENT "${_vk_env}" FAIL_REGULAR_EXPRESSION "validation error")
 endforeach()
 add_test(NAME vulkan_fallback_no_driver COMMAND test_vulkan fallback)

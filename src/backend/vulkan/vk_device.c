@@ -419,6 +419,11 @@ sdvk_status sd_vk_dev_init(sd_vk_dev *d, const sd_vulkan_opts *o) {
     d->f16 = o->precision == 2 || (o->precision == 0 && info.storage16);
     vkGetPhysicalDeviceMemoryProperties(d->pd, &d->memp);
     d->max_range = d->props.limits.maxStorageBufferRange;
+    /* Testing hook: a lower limit exercises the split-binding paths with
+     * small tensors (it can never raise the device's limit). */
+    const char *lim = getenv("SDVK_VK_MAX_STORAGE_RANGE");
+    if (lim && strtoull(lim, NULL, 10) >= 4096 && strtoull(lim, NULL, 10) < d->max_range)
+        d->max_range = strtoull(lim, NULL, 10);
     d->align = d->props.limits.minStorageBufferOffsetAlignment;
     if (d->align < 16)
         d->align = 16;

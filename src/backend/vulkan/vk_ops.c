@@ -245,10 +245,37 @@ static sdvk_status rec_eltwise(sd_vk_rec *r, const sd_node *n) {
     return dispatch(r, &io, "eltwise", spec, 1, &pc, sizeof pc, groups ? groups : 1, 1, 1);
 }
 
+/* Binds an embedding table, as two ranges (rows < *split at binding 2, the
+ * rest at binding 4) when it exceeds maxStorageBufferRange (the CLIP token
+ * table in f32 is 145 MiB; lavapipe allows 128 MiB per binding). */
+static sdvk_status bind_table(sd_vk_rec *r, node_io *io, int t, uint32_t *off1, uint32_t *off2,
+                              uint32_t *split) {
+    const sd_tensor *T = &r->g->t[t];
+    const sd_vk_loc *l = &r->loc[t];
+    VkDeviceSize row = (VkDeviceSize)T->ne[1] * l->esz;
+    VkDeviceSize bytes = (VkDeviceSize)T->ne[0] * row;
+    if (l->buf < 0 || bytes + r->d->align <= r->d->max_range)
+        return bind_tensor(r, io, 2, t, off1);
+    const sd_vk_buf *b = &r->bufs[l->buf];
+    VkDeviceSize rows1 = (r->d->max_range - r->d->align) / row;
+    if (2 * rows1 < (VkDeviceSize)T->ne[0])
+        return sd_err(SDVK_ERR_UNSUPPORTED, "vulkan: embedding table %s (%llu MiB) exceeds two "
+                      "storage buffer ranges", T->name, (unsigned long long)(bytes >> 20));
+    for (int part = 0; part < 2; part++) {
+        VkDeviceSize off = l->off + (part ? rows1 * row : 0);
+        VkDeviceSize start = off & ~(r->d->align - 1);
+        VkDeviceSize range = b->size - start < r->d->max_range ? b->size - start : r->d->max_range;
+        io->bi[part ? 4 : 2] = (VkDescriptorBufferInfo){b->buf, start, range};
+        *(part ? off2 : off1) = (uint32_t)((off - start) / l->esz);
+    }
+    *split = (uint32_t)rows1;
+    return SDVK_OK;
+}
+
 static sdvk_status rec_embed(sd_vk_rec *r, const sd_node *n, VkDeviceSize aux_off) {
     const sd_tensor *O = &r->g->t[n->out];
     struct {
-        uint32_t n, C, V, oo, oids, otab, ofreq, ot;
+        uint32_t n, C, V, oo, oids, otab, ofreq, ot, split;
     } pc = {0};
     node_io io = {0};
     pc.n = (uint32_t)sd_tensor_nelem(O);
@@ -257,8 +284,9 @@ static sdvk_status rec_embed(sd_vk_rec *r, const sd_node *n, VkDeviceSize aux_of
     uint32_t op = n->op == SD_OP_TIMESTEP_EMBED;
     if (!op) {
         pc.V = (uint32_t)r->g->t[n->in[1]].ne[0];
+        pc.split = pc.V;
         SD_TRY(bind_tensor(r, &io, 1, n->in[0], &pc.oids));
-        SD_TRY(bind_tensor(r, &io, 2, n->in[1], &pc.otab));
+        SD_TRY(bind_table(r, &io, n->in[1], &pc.otab, &pc.ot, &pc.split));
     } else {
         io.bi[3] = (VkDescriptorBufferInfo){r->bufs[r->dummy_buf].buf, 0, VK_WHOLE_SIZE};
         pc.ofreq = (uint32_t)(aux_off / 4);
