@@ -43,6 +43,8 @@ def main():
     out = os.path.abspath(a.out)
     os.makedirs(out, exist_ok=True)
     torch.set_num_threads(1)
+    # plain torch kernels (no oneDNN): slower but the same bytes on any x86 CPU
+    R._USE_MKLDNN = False
 
     mpath = os.path.join(out, "model.safetensors")
     items, meta = make_model.model_items("tiny", "f16", MODEL_SEED)
