@@ -215,9 +215,24 @@ static void test_load_bad(void) {
     f = fopen(p, "wb");
     fwrite(b, 1, n / 2, f);
     fclose(f);
-    free(b);
     CHECK(sd_image_load(p, &img) == SDVK_ERR_FORMAT && img.data == NULL);
     CHECK(strstr(sdvk_last_error(), p) != NULL);
+    /* Other cuts: whatever stb makes of them, the result is either an image
+     * of the right size or an error naming the file (ASan checks memory). */
+    for (size_t len = 0; len < n; len += 5) {
+        f = fopen(p, "wb");
+        if (len)
+            fwrite(b, 1, len, f);
+        fclose(f);
+        sdvk_status s = sd_image_load(p, &img);
+        if (s == SDVK_OK) {
+            CHECK(img.width == 64 && img.height == 64 && img.channels == 3);
+            sdvk_image_free(&img);
+        } else {
+            CHECK(s == SDVK_ERR_FORMAT && img.data == NULL && strstr(sdvk_last_error(), p));
+        }
+    }
+    free(b);
     free(src.data);
 
     /* A PNG header claiming 20000 x 8 pixels: refused before decoding. */

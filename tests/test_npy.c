@@ -298,6 +298,34 @@ static void test_bad(void) {
     expect_bad("missing.npy", SDVK_ERR_IO, "No such file");
 }
 
+/* Every strict prefix of a valid file is refused with the file named. */
+static void test_prefixes(void) {
+    float f[5] = {1, 2, 3, 4, 5};
+    int64_t ne = 5;
+    const char *src = tpath("src.npy"), *dst = tpath("cut.npy");
+    CHECK(sd_npy_save(src, SD_F32, f, 1, &ne) == SDVK_OK);
+    FILE *fp = fopen(src, "rb");
+    uint8_t b[512];
+    size_t n = fp ? fread(b, 1, sizeof b, fp) : 0;
+    if (fp)
+        fclose(fp);
+    CHECK(n == 128 + 20);
+    for (size_t len = 0; len < n; len++) {
+        fp = fopen(dst, "wb");
+        if (len)
+            fwrite(b, 1, len, fp);
+        fclose(fp);
+        sd_npy a;
+        sdvk_status s = sd_npy_load(dst, &a);
+        if (s != SDVK_ERR_FORMAT || a.data || !strstr(sdvk_last_error(), dst)) {
+            fprintf(stderr, "prefix of %zu bytes: status %d, \"%s\"\n", len, s, sdvk_last_error());
+            g_fail++;
+        }
+        if (s == SDVK_OK)
+            sd_npy_free(&a);
+    }
+}
+
 int main(void) {
     snprintf(g_dir, sizeof g_dir, "/tmp/sdvk_npy_XXXXXX");
     if (!mkdtemp(g_dir)) {
@@ -308,6 +336,7 @@ int main(void) {
     test_conversions();
     test_versions();
     test_bad();
+    test_prefixes();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
     if (system(cmd) != 0)
