@@ -10,19 +10,31 @@ const char *sd_dtype_name(sd_dtype t) {
     return "?";
 }
 
+/* Checkpoint data need not be aligned (safetensors does not promise it),
+ * so elements are read with memcpy, which compilers turn into plain loads. */
 void sd_to_f32(float *dst, const void *src, sd_dtype t, size_t n) {
-    const uint16_t *h = (const uint16_t *)src;
+    const unsigned char *b = (const unsigned char *)src;
+    uint16_t h;
+    int32_t v;
     switch (t) {
     case SD_F32: memcpy(dst, src, n * 4); break;
     case SD_F16:
-        for (size_t i = 0; i < n; i++) dst[i] = sd_f16_to_f32(h[i]);
+        for (size_t i = 0; i < n; i++) {
+            memcpy(&h, b + 2 * i, 2);
+            dst[i] = sd_f16_to_f32(h);
+        }
         break;
     case SD_BF16:
-        for (size_t i = 0; i < n; i++) dst[i] = sd_bf16_to_f32(h[i]);
+        for (size_t i = 0; i < n; i++) {
+            memcpy(&h, b + 2 * i, 2);
+            dst[i] = sd_bf16_to_f32(h);
+        }
         break;
-    case SD_I32: {
-        const int32_t *v = (const int32_t *)src;
-        for (size_t i = 0; i < n; i++) dst[i] = (float)v[i];
-    } break;
+    case SD_I32:
+        for (size_t i = 0; i < n; i++) {
+            memcpy(&v, b + 4 * i, 4);
+            dst[i] = (float)v;
+        }
+        break;
     }
 }
