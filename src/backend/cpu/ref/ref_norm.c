@@ -144,35 +144,51 @@ static void attn_task(void *ctx, int64_t task, int thread) {
                 }
             }
             int nr = i1 - i0 - r0 < 4 ? (int)(i1 - i0 - r0) : 4;
-            for (int r = 0; r < nr; r++) {
+            float corr[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+            for (int r = 0; r < 4; r++) {
                 int64_t i = i0 + r0 + r;
-                float mx = m[r0 + r];
+                float mx = r < nr ? m[r0 + r] : -INFINITY;
                 for (int j = 0; j < KC; j++) {
-                    int masked = j >= kc || (a->causal && j0 + j > i);
+                    int masked = r >= nr || j >= kc || (a->causal && j0 + j > i);
                     s[r][j] = masked ? -INFINITY : s[r][j] * a->scale;
                     if (s[r][j] > mx)
                         mx = s[r][j];
                 }
-                if (mx == -INFINITY) /* every key so far masked: nothing to add */
+                if (mx == -INFINITY) { /* padding row, or every key so far masked */
+                    for (int j = 0; j < KC; j++) s[r][j] = 0.0f;
                     continue;
-                float corr = expf(m[r0 + r] - mx), sum = 0.0f;
+                }
+                float sum = 0.0f;
+                corr[r] = expf(m[r0 + r] - mx);
                 for (int j = 0; j < KC; j++) {
                     s[r][j] = expf(s[r][j] - mx);
                     sum += s[r][j];
                 }
-                float *o = orow[r0 + r];
-                if (corr != 1.0f)
-                    for (int64_t d = 0; d < D; d++) o[d] *= corr;
-                l[r0 + r] = l[r0 + r] * corr + sum;
+                l[r0 + r] = l[r0 + r] * corr[r] + sum;
                 m[r0 + r] = mx;
+            }
+            /* o = o * corr + p v over this chunk, 8 output columns at a time
+             * so the 4 x 8 partial sums stay in registers */
+            int64_t d0 = 0;
+            for (; d0 + 8 <= D; d0 += 8) {
+                float acc[4][8];
+                memset(acc, 0, sizeof acc);
                 for (int64_t j = 0; j < kc; j++) {
-                    float p = s[r][j];
-                    if (p == 0.0f)
-                        continue;
-                    const float *vr = vbase + (j0 + j) * C;
-                    for (int64_t d = 0; d < D; d++) o[d] += p * vr[d];
+                    const float *vr = vbase + (j0 + j) * C + d0;
+                    for (int r = 0; r < 4; r++)
+                        for (int e = 0; e < 8; e++) acc[r][e] += s[r][j] * vr[e];
+                }
+                for (int r = 0; r < nr; r++) {
+                    float *o = orow[r0 + r] + d0;
+                    for (int e = 0; e < 8; e++) o[e] = o[e] * corr[r] + acc[r][e];
                 }
             }
+            for (; d0 < D; d0++)
+                for (int r = 0; r < nr; r++) {
+                    float acc = 0.0f;
+                    for (int64_t j = 0; j < kc; j++) acc += s[r][j] * vbase[(j0 + j) * C + d0];
+                    orow[r0 + r][d0] = orow[r0 + r][d0] * corr[r] + acc;
+                }
         }
     }
     for (int64_t r = 0; r < i1 - i0; r++) {
