@@ -265,6 +265,45 @@ static void test_cpu_contract(void) {
           "cancel: %d callbacks", cb_calls);
     be->v->release(be, bg);
     sd_graph_free(g);
+
+    /* matmul's weight must be a graph weight (it is packed at prepare) */
+    g = sd_graph_new();
+    int64_t as[2] = {3, 8}, bs[2] = {5, 8};
+    int a = sd_graph_input(g, SD_F32, 2, as, "a"), b = sd_graph_input(g, SD_F32, 2, bs, "b");
+    sd_graph_output(g, sd_matmul(g, a, b, -1, -1));
+    CHECK(sd_graph_plan(g) == SDVK_OK, "plan");
+    bg = NULL;
+    CHECK(be->v->prepare(be, g, &bg) != SDVK_OK && !bg && strstr(sdvk_last_error(), "graph weight"),
+          "activation as matmul weight accepted (%s)", sdvk_last_error());
+    sd_graph_free(g);
+
+    /* an f32 weight at an unaligned address (e.g. inside a mmapped file)
+     * gives the same result as an aligned copy */
+    static float vals[13];
+    static unsigned char raw[13 * 4 + 1];
+    for (int i = 0; i < 13; i++) vals[i] = 0.5f + 0.1f * (float)i;
+    memcpy(raw + 1, vals, sizeof vals);
+    float res[2][26];
+    for (int u = 0; u < 2; u++) {
+        g = sd_graph_new();
+        int64_t ls[2] = {2, 13}, cs[1] = {13};
+        int x = sd_graph_input(g, SD_F32, 2, ls, "x");
+        int gw = sd_graph_weight(g, SD_F32, 1, cs, u ? (const void *)(raw + 1) : vals, "ln.w");
+        int y = sd_graph_output(g, sd_layer_norm(g, x, gw, gw, 1e-5f));
+        float xin[26];
+        for (int i = 0; i < 26; i++) xin[i] = (float)((i * 7) % 11) - 5.0f;
+        bg = NULL;
+        CHECK(sd_graph_plan(g) == SDVK_OK && be->v->prepare(be, g, &bg) == SDVK_OK &&
+                  be->v->write(be, bg, x, xin, sizeof xin) == SDVK_OK &&
+                  be->v->run(be, bg, 0, 1, NULL, NULL) == SDVK_OK &&
+                  be->v->read(be, bg, y, res[u], sizeof res[u]) == SDVK_OK,
+              "unaligned weight run: %s", sdvk_last_error());
+        if (bg)
+            be->v->release(be, bg);
+        sd_graph_free(g);
+    }
+    CHECK(!memcmp(res[0], res[1], sizeof res[0]), "unaligned weight changed the result");
+    CHECK(res[0][0] != 0.0f, "layer norm output is zero");
     sd_backend_destroy(be);
 }
 

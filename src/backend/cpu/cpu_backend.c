@@ -97,6 +97,17 @@ static sdvk_status cpu_prepare(sd_backend *b, const sd_graph *g, sd_bgraph **out
                                         (long long)(g->t[n->in[0]].ne[2] / n->i[0]),
                                         SD_REF_ATTN_MAX_D));
         }
+        /* The matmul/conv prep hooks pack weight and bias once, so those
+         * must be constant graph weights, not activations. */
+        if ((n->op == SD_OP_MATMUL || n->op == SD_OP_CONV2D) && cb->k.prep[n->op])
+            for (int j = 1; j <= 2; j++)
+                if (n->in[j] >= 0 && g->t[n->in[j]].kind != SD_T_WEIGHT) {
+                    free(want);
+                    return fail_prep(bg, sd_err(SDVK_ERR_UNSUPPORTED,
+                                                "cpu %s (node %d): %s %s must be a graph weight",
+                                                sd_op_name(n->op), k, j == 1 ? "weight" : "bias",
+                                                g->t[n->in[j]].name));
+                }
         if (n->op == SD_OP_STEP_SELECT) {
             int64_t rows = g->t[n->in[0]].ne[0];
             if (bg->max_step < 0 || rows < bg->max_step)
