@@ -437,6 +437,7 @@ static void weights(const sd_tokenizer *t)
     SPANS("\\(a\\)", {"(a)", 1.0});
     SPANS("\\[x\\] \\\\", {"[x] \\", 1.0});
     SPANS("a\\b", {"ab", 1.0});
+    SPANS("a(\\:0.5)b", {"a", 1.0}, {"", 0.5}, {"b", 1.0});
     SPANS("((a", {"a", r * r});
     SPANS("a)) b]", {"a)) b]", 1.0});
     SPANS("a: b", {"a: b", 1.0});

@@ -166,7 +166,10 @@ sdvk_status sd_prompt_parse(const char *prompt, int enable_break, sd_prompt_span
                 oom = span_push(&res, s + i + 1, 1, 1.0);
                 i += 2;
             } else {
-                i += 1; /* a lone backslash is dropped (A1111 appends text[1:] == "") */
+                /* A lone backslash becomes an empty span (A1111 appends
+                 * text[1:] == ""); it still takes part in weight merging. */
+                oom = span_push(&res, "", 0, 1.0);
+                i += 1;
             }
         } else if (c == '(') {
             oom = stack_push(&round, res.n);

@@ -324,13 +324,28 @@ static int is_number(int32_t c)
     return g >= UTF8PROC_CATEGORY_ND && g <= UTF8PROC_CATEGORY_NO;
 }
 
-/* Unicode Cased: Lu, Ll, Lt, or anything with a case mapping. */
+/* Unicode Cased: Lu, Ll, Lt, anything with a case mapping, and the
+ * Other_Lowercase / Other_Uppercase letters without one (utf8proc has no
+ * such property; the ranges match Python's str.lower on Unicode 14/15). */
 static int is_cased(int32_t c)
 {
+    static const int32_t other[][2] = {
+        {0xAA, 0xAA}, {0xBA, 0xBA}, {0x2B0, 0x2B8}, {0x2C0, 0x2C1}, {0x2E0, 0x2E4},
+        {0x37A, 0x37A}, {0x1D2C, 0x1D6A}, {0x1D78, 0x1D78}, {0x1D9B, 0x1DBF}, {0x2071, 0x2071},
+        {0x207F, 0x207F}, {0x2090, 0x209C}, {0x2C7C, 0x2C7D}, {0xA69C, 0xA69D}, {0xA770, 0xA770},
+        {0xA7F8, 0xA7F9}, {0xAB5C, 0xAB5F}, {0x10780, 0x10780}, {0x10783, 0x10785},
+        {0x10787, 0x107B0}, {0x107B2, 0x107BA}, {0x1E030, 0x1E06D}, {0x1F130, 0x1F149},
+        {0x1F150, 0x1F169}, {0x1F170, 0x1F189},
+    };
     utf8proc_category_t g = utf8proc_category(c);
     if (g == UTF8PROC_CATEGORY_LU || g == UTF8PROC_CATEGORY_LL || g == UTF8PROC_CATEGORY_LT)
         return 1;
-    return utf8proc_tolower(c) != c || utf8proc_toupper(c) != c;
+    if (utf8proc_tolower(c) != c || utf8proc_toupper(c) != c)
+        return 1;
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
+        if (c >= other[i][0] && c <= other[i][1])
+            return 1;
+    return 0;
 }
 
 /* Unicode Case_Ignorable: Mn Me Cf Lm Sk, or Word_Break MidLetter,
