@@ -22,3 +22,13 @@ if(SDVK_PYTHON3)
             --crosscheck $<TARGET_FILE:test_tokenizer_dump> --count 3000)
   set_tests_properties(tokenizer_crosscheck PROPERTIES LABELS "tokenizer")
 endif()
+
+# `sdvk tokenize` end to end: all worked examples (padded and --no-pad),
+# generated prompts, SDVK_VOCAB, `--`, --file, empty/invalid/huge input and
+# the error messages.
+if(SDVK_PYTHON3)
+  add_test(NAME tokenizer_cli
+    COMMAND ${SDVK_PYTHON3} ${CMAKE_SOURCE_DIR}/tools/clip_tokenize.py --vocab ${SDVK_CLIP_VOCAB}
+            --cli-check $<TARGET_FILE:sdvk_cli> --examples ${SDVK_CLIP_EXAMPLES})
+  set_tests_properties(tokenizer_cli PROPERTIES LABELS "tokenizer")
+endif()

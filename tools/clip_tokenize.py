@@ -13,6 +13,8 @@ that sdvk implements (see src/tokenizer/tokenizer.h).
   clip_tokenize.py --vocab V.txt.gz --no-pad TEXT  print [BOS]+ids+[EOS]
   clip_tokenize.py --vocab V.txt.gz --crosscheck DUMP_EXE [--count N]
       generates prompts, runs `DUMP_EXE tokens|spans VOCAB FILE` and compares.
+  clip_tokenize.py --vocab V.txt.gz --cli-check SDVK_EXE --examples EX.json
+      runs `sdvk tokenize` on the examples, generated prompts and error cases.
 """
 import argparse
 import gzip
@@ -356,17 +358,84 @@ def crosscheck(args):
     return 1 if bad or wbad or len(got) != len(wprompts) else 0
 
 
+def cli_check(args):
+    """Runs `SDVK tokenize` on the worked examples (padded and --no-pad), on
+    generated prompts (against this model) and on error cases."""
+    exe, fails = args.cli_check, []
+    env = dict(os.environ)
+    env.pop("SDVK_VOCAB", None)
+
+    def run(argv, stdin=None):
+        r = subprocess.run([exe, "tokenize"] + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=env, input=stdin)
+        return r.returncode, r.stdout.decode("utf-8", "replace"), r.stderr.decode("utf-8", "replace")
+
+    def ids_of(out):
+        return [int(x) for x in out.strip().split(",")] if out.strip() else []
+
+    with open(args.examples, encoding="utf-8") as f:
+        examples = json.load(f)
+    for e in examples:
+        for pad in (True, False):
+            rc, out, err = run(["--vocab", args.vocab] + ([] if pad else ["--no-pad"]) + ["--", e["prompt"]])
+            want = e["ids"] if pad else e["ids_unpadded"]
+            if rc != 0 or ids_of(out) != want or out.count("\n") != 1:
+                fails.append("example %r pad=%s: rc %d out %s err %s" % (e["prompt"], pad, rc, out, err))
+    tk = ClipTokenizer(args.vocab)
+    rng = random.Random(args.seed)
+    for p in gen_prompts(rng, 40):
+        rc, out, err = run(["--vocab", args.vocab, "--no-pad", "--", p.replace("\x00", "")])
+        if rc != 0 or ids_of(out) != [49406] + tk.encode(p) + [49407]:
+            fails.append("generated %r: %s %s" % (p, out, err))
+    # several TEXT arguments are joined with one space; SDVK_VOCAB is honoured
+    env["SDVK_VOCAB"] = args.vocab
+    rc, out, err = run(["--no-pad", "a", "photo", "of", "a", "cat"])
+    if ids_of(out) != [49406, 320, 1125, 539, 320, 2368, 49407]:
+        fails.append("joined TEXT args via SDVK_VOCAB: %s %s" % (out, err))
+    rc, out, err = run(["--no-pad", "--", "-5", "--no-pad"])
+    if ids_of(out) != [49406] + tk.encode("-5 --no-pad") + [49407]:
+        fails.append("text after --: %s %s" % (out, err))
+    rc, out, err = run(["--", ""])
+    if ids_of(out) != [49406] + [49407] * 76:
+        fails.append("empty prompt: %s %s" % (out, err))
+    big = "a " * 300000  # 600 kB through a file (argv is limited to 128 kB per argument)
+    rc, out, err = run(["--no-pad", "--file", "-"], stdin=big.encode())
+    if rc != 0 or ids_of(out) != [49406] + [320] * 300000 + [49407]:
+        fails.append("600 kB prompt via --file -: rc %d, %d ids" % (rc, len(ids_of(out))))
+    rc, out, err = run(["--file", "-"], stdin=b"caf\xe9 \xff\xfe ok")
+    if rc != 0 or len(ids_of(out)) != 77:
+        fails.append("invalid UTF-8: rc %d %s" % (rc, err))
+    env.pop("SDVK_VOCAB")
+    rc, out, err = run(["a cat"])
+    if rc == 0 or "--vocab" not in err or "SDVK_VOCAB" not in err:
+        fails.append("no vocab: rc %d, message %r" % (rc, err))
+    rc, out, err = run(["--vocab", "/nonexistent/v.gz", "a"])
+    if rc == 0 or "/nonexistent/v.gz" not in err:
+        fails.append("missing --vocab file: rc %d %r" % (rc, err))
+    rc, out, err = run(["--vocab", args.vocab, "--bogus", "a"])
+    if rc == 0 or "--bogus" not in err:
+        fails.append("unknown option: rc %d %r" % (rc, err))
+    for f in fails:
+        print("FAIL", f[:600])
+    print("cli: %d failures" % len(fails))
+    return 1 if fails else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--vocab", required=True)
     ap.add_argument("--no-pad", action="store_true")
     ap.add_argument("--crosscheck", metavar="DUMP_EXE")
+    ap.add_argument("--cli-check", metavar="SDVK_EXE")
+    ap.add_argument("--examples", help="tokenizer_examples.json (with --cli-check)")
     ap.add_argument("--count", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("text", nargs="*")
     args = ap.parse_args()
     if args.crosscheck:
         return crosscheck(args)
+    if args.cli_check:
+        return cli_check(args)
     tk = ClipTokenizer(args.vocab)
     ids = [49406] + tk.encode(" ".join(args.text)) + [49407]
     if not args.no_pad:
