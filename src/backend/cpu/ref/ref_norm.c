@@ -171,13 +171,19 @@ static void attn_task(void *ctx, int64_t task, int thread) {
              * so the 4 x 8 partial sums stay in registers */
             int64_t d0 = 0;
             for (; d0 + 8 <= D; d0 += 8) {
-                float acc[4][8];
-                memset(acc, 0, sizeof acc);
+                float a0[8] = {0}, a1[8] = {0}, a2[8] = {0}, a3[8] = {0};
                 for (int64_t j = 0; j < kc; j++) {
                     const float *vr = vbase + (j0 + j) * C + d0;
-                    for (int r = 0; r < 4; r++)
-                        for (int e = 0; e < 8; e++) acc[r][e] += s[r][j] * vr[e];
+                    float p0 = s[0][j], p1 = s[1][j], p2 = s[2][j], p3 = s[3][j];
+                    for (int e = 0; e < 8; e++) {
+                        float ve = vr[e];
+                        a0[e] += p0 * ve;
+                        a1[e] += p1 * ve;
+                        a2[e] += p2 * ve;
+                        a3[e] += p3 * ve;
+                    }
                 }
+                float *acc[4] = {a0, a1, a2, a3};
                 for (int r = 0; r < nr; r++) {
                     float *o = orow[r0 + r] + d0;
                     for (int e = 0; e < 8; e++) o[e] = o[e] * corr[r] + acc[r][e];
