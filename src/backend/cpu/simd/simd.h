@@ -71,12 +71,18 @@ SIMD_DECLARE_ISA(avx512)
 SIMD_DECLARE_ISA(neon)
 #endif
 
-/* exp(x) for x in [-87, 88], rel. error ~2e-7. Plain C written so that
+/* exp(x) for x in [-87, 88] (clamped outside), rel. error ~2e-7. Plain C written so that
  * compilers vectorise loops over it with whatever ISA flags the including
  * file has (no libm call, rounding by the 1.5·2^23 trick). */
+static inline float simd_expf_neg(float x);
 static inline float simd_expf(float x) {
-    x = x < -87.0f ? -87.0f : x;
     x = x > 88.0f ? 88.0f : x;
+    return simd_expf_neg(x);
+}
+
+/* exp(x) for x <= 88 (softmax arguments are <= 0): one clamp less. */
+static inline float simd_expf_neg(float x) {
+    x = x > -87.0f ? x : -87.0f; /* also maps -inf to exp(-87) */
     float n = x * 1.44269504088896341f + 12582912.0f;
     n -= 12582912.0f;
     float r = x - n * 0.693145751953125f;
