@@ -40,8 +40,9 @@ static void usage(FILE *f) {
           "  -p, --prompt TEXT          prompt\n"
           "  -n, --negative-prompt TEXT negative prompt (default empty)\n"
           "  -o, --output PATH          PNG to write (default output.png)\n"
-          "  -W, --width N              width in pixels: a multiple of 8 in 64..4096\n"
-          "                             (default 512, or the init image's width rounded down to 8)\n"
+          "  -W, --width N              width in pixels: a multiple of 8 in 64..4096; SD v1 models\n"
+          "                             need a multiple of 64 (default 512, or with -i the init\n"
+          "                             image's width rounded down to a multiple of 64)\n"
           "  -H, --height N             height, same rule\n"
           "      --steps N              sampler steps, 1..1000 (default 20)\n"
           "      --cfg-scale X          classifier-free guidance scale, 0..100 (default 7.5;\n"
@@ -271,9 +272,9 @@ static int run(gen_cfg *c) {
         s = sd_image_load(c->init_img, &init);
         if (s != SDVK_OK)
             return cli_status_error(CLI_USAGE, s, "-i/--init-img");
-        /* Without -W/-H, keep the init image's size (rounded down to a
-         * multiple of 8, within the allowed range). */
-        long iw = init.width / 8 * 8, ih = init.height / 8 * 8;
+        /* Without -W/-H, keep the init image's size, rounded down to a
+         * multiple of 64 (what SD v1's UNet needs) within the allowed range. */
+        long iw = init.width / 64 * 64, ih = init.height / 64 * 64;
         if (!c->width_set)
             c->width = iw < GEN_MIN_SIDE ? GEN_MIN_SIDE : iw > GEN_MAX_SIDE ? GEN_MAX_SIDE : iw;
         if (!c->height_set)
@@ -320,7 +321,11 @@ static int run(gen_cfg *c) {
     s = c->init_img ? sdvk_img2img(ctx, &p, &init, &out) : sdvk_txt2img(ctx, &p, &out);
     cli_progress_finish(&prog, s == SDVK_OK ? "generated" : "stopped");
     if (s != SDVK_OK) {
-        rc = cli_status_error(CLI_FAIL, s, c->init_img ? "img2img" : "txt2img");
+        /* The model-dependent checks (e.g. sizes a multiple of 64 for SD
+         * v1's UNet) can only be made once the model is open; a request it
+         * refuses is still the caller's mistake. */
+        rc = cli_status_error(s == SDVK_ERR_INVALID_ARG ? CLI_USAGE : CLI_FAIL, s,
+                              c->init_img ? "img2img" : "txt2img");
         goto done;
     }
 

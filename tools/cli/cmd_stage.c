@@ -403,7 +403,9 @@ int cli_cmd_stage(int argc, char **argv) {
     if (s != SDVK_OK) {
         char what[64];
         snprintf(what, sizeof what, "stage %s", name);
-        rc = cli_status_error(CLI_FAIL, s, what);
+        /* Shapes that do not fit the model are found only once it is
+         * open; they are still bad input, not a failure of the engine. */
+        rc = cli_status_error(s == SDVK_ERR_INVALID_ARG ? CLI_USAGE : CLI_FAIL, s, what);
         goto done;
     }
     if (c.opt.verbose)
