@@ -243,6 +243,23 @@ static void test_layer_norm(int64_t B, int64_t L, int64_t C) {
     sd_graph_free(g);
 }
 
+/* op: GELU, QUICK_GELU, SILU on x[B, L, C]; GEGLU on x[B, L, 2C]. */
+static void test_act(sd_op op, int64_t B, int64_t L, int64_t C, float amp) {
+    sd_graph *g = sd_graph_new();
+    fx f = {0};
+    int64_t xne[3] = {B, L, op == SD_OP_GEGLU ? 2 * C : C};
+    int x = add_input(g, &f, 3, xne, amp, "x");
+    int o = op == SD_OP_GEGLU ? sd_geglu(g, x) : op == SD_OP_GELU ? sd_gelu(g, x)
+            : op == SD_OP_SILU ? sd_silu(g, x) : sd_quick_gelu(g, x);
+    o = sd_graph_output(g, o);
+    char what[160];
+    snprintf(what, sizeof what, "%s B=%lld L=%lld C=%lld amp=%g", sd_op_name(op), (long long)B, (long long)L,
+             (long long)C, amp);
+    compare(g, f.in, o, what);
+    fx_free(&f);
+    sd_graph_free(g);
+}
+
 static void run_all(void) {
     /* matmul: tiny, odd, multi-k-block (K > 320), 3 dtypes, bias/residual */
     test_matmul(1, 1, 1, 1, SD_F32, 0, 0);
@@ -273,6 +290,13 @@ static void run_all(void) {
     test_group_norm(1, 4, 4, 30, 1, 0);
     test_layer_norm(3, 7, 45);
     test_layer_norm(2, 77, 768);
+    /* activations: odd sizes (chunk tails), wide range incl. large |x| */
+    for (int op = 0; op < 4; op++) {
+        sd_op ops[4] = {SD_OP_GEGLU, SD_OP_GELU, SD_OP_QUICK_GELU, SD_OP_SILU};
+        test_act(ops[op], 1, 3, 5, 3.0f);
+        test_act(ops[op], 2, 37, 321, 6.0f);
+        test_act(ops[op], 1, 9, 2000, 30.0f);
+    }
 }
 
 int main(void) {
