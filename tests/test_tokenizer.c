@@ -386,6 +386,43 @@ static void edge_cases(const sd_tokenizer *t)
     free(s);
 }
 
+/* Random bytes (invalid UTF-8, control bytes, brackets): every call
+ * succeeds, ids stay in the vocabulary, weights are finite. */
+static void random_bytes(const sd_tokenizer *t)
+{
+    unsigned seed = 42;
+    char buf[301];
+    const char alphabet[] = "()[]:\\ ,.'a1<|>";
+    int ok = 1;
+    for (int it = 0; it < 3000 && ok; it++) {
+        int len = (int)(seed % 300);
+        for (int i = 0; i < len; i++) {
+            seed = seed * 1103515245u + 12345u;
+            unsigned r = seed >> 16;
+            buf[i] = (r & 1) ? alphabet[(r >> 1) % (sizeof alphabet - 1)] : (char)(1 + (r >> 1) % 255);
+        }
+        buf[len] = 0;
+        seed = seed * 1103515245u + 12345u;
+        int32_t *ids;
+        float *w;
+        int n, nc, ch;
+        ok = sd_tokenize(t, buf, &ids, &n) == SDVK_OK;
+        for (int i = 0; ok && i < n; i++)
+            ok = ids[i] >= 0 && ids[i] < sd_tokenizer_vocab_size(t);
+        free(ids);
+        if (!ok)
+            break;
+        ok = sd_tokenize_prompt(t, buf, 2, &ids, &w, &nc, &ch) == SDVK_OK && nc >= 2;
+        for (int i = 0; ok && i < nc * SD_CLIP_CTX; i++)
+            ok = ids[i] >= 0 && ids[i] < sd_tokenizer_vocab_size(t) && isfinite(w[i]);
+        if (ok) {
+            free(ids);
+            free(w);
+        }
+    }
+    CHECK(ok, "random byte strings tokenize cleanly");
+}
+
 /* ------------------------------------------------------------------ weights */
 
 static int spans_are(const char *prompt, int n, const char **texts, const double *ws)
@@ -456,6 +493,28 @@ static void weights(const sd_tokenizer *t)
         int nc, ch;
         CHECK(sd_tokenize_prompt(t, soup[i], 1, &ids, &w, &nc, &ch) == SDVK_OK && nc == 1,
               "bracket soup \"%s\"", soup[i]);
+        free(ids);
+        free(w);
+    }
+    /* Weights that overflow float are a clear error, not inf/NaN in the context. */
+    {
+        char deep[10002];
+        memset(deep, '(', 10000);
+        deep[10000] = 'a';
+        deep[10001] = 0;
+        int32_t *ids;
+        float *w;
+        int nc, ch;
+        CHECK(sd_tokenize_prompt(t, deep, 1, &ids, &w, &nc, &ch) == SDVK_ERR_INVALID_ARG &&
+                  strstr(sdvk_last_error(), "overflows"),
+              "10,000 nested brackets: %s", sdvk_last_error());
+        CHECK(sd_tokenize_prompt(t, "(a:1000000000000000000000000000000000000000)", 1, &ids, &w, &nc,
+                                 &ch) == SDVK_ERR_INVALID_ARG,
+              "weight 1e39: %s", sdvk_last_error());
+        CHECK(sd_tokenize_prompt(t, "((((((((((((((((((((a:0.5)))))))))))))))))))", 1, &ids, &w, &nc,
+                                 &ch) == SDVK_OK &&
+                  fabsf(w[1] - (float)(0.5 * pow(1.1, 19))) < 1e-5f,
+              "20 nested brackets");
         free(ids);
         free(w);
     }
@@ -686,6 +745,7 @@ int main(int argc, char **argv)
           "CLIP special ids and vocab size");
     run_examples(t, ex, "gz");
     edge_cases(t);
+    random_bytes(t);
     weights(t);
 
     char dir[] = "/tmp/sdvk_tok_XXXXXX";

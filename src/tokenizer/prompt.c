@@ -2,6 +2,7 @@
  * parse_prompt_attention), 75-token windows (modules/sd_hijack_clip.py
  * tokenize_line) and the weight + mean-restore step on the CLIP output.
  * Each weighted span is tokenized on its own, as A1111 does. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,6 +321,12 @@ sdvk_status sd_tokenize_prompt_ex(const sd_tokenizer *t, const char *prompt,
     sd_prompt_span *spans = NULL;
     int n_spans = 0;
     sdvk_status st;
+    size_t plen = strlen(prompt);
+    if (o->parse_weights && plen > SD_PROMPT_MAX_BYTES)
+        return sd_err(SDVK_ERR_INVALID_ARG,
+                      "prompt too long: %zu bytes (the limit for weighted prompts is %d bytes, "
+                      "and %d tokens)",
+                      plen, SD_PROMPT_MAX_BYTES, SD_TOKENIZER_MAX_CHUNKS * SD_CLIP_CHUNK);
     if (o->parse_weights) {
         SD_TRY(sd_prompt_parse(prompt, o->enable_break, &spans, &n_spans));
     } else {
@@ -357,6 +364,14 @@ sdvk_status sd_tokenize_prompt_ex(const sd_tokenizer *t, const char *prompt,
         if ((st = sd_tokenize(t, spans[s].text, &tok, &nt)) != SDVK_OK)
             break;
         float w = (float)spans[s].weight;
+        if (!isfinite(w)) {
+            st = sd_err(SDVK_ERR_INVALID_ARG,
+                        "prompt weight of \"%.40s\" overflows (%g): too many nested brackets or "
+                        "a huge (text:weight)",
+                        spans[s].text, spans[s].weight);
+            free(tok);
+            break;
+        }
         for (int k = 0; k < nt && st == SDVK_OK; k++) {
             if (tok[k] == comma) {
                 c.last_comma = c.len;

@@ -33,6 +33,9 @@
  * prompt is refused with a clear message instead of asking the text encoder
  * for gigabytes of context. */
 #define SD_TOKENIZER_MAX_CHUNKS 64
+/* Longest prompt sd_tokenize_prompt parses for weights (A1111's bracket
+ * weighting is quadratic in the worst case); plain sd_tokenize has no limit. */
+#define SD_PROMPT_MAX_BYTES 65536
 
 typedef struct sd_tokenizer sd_tokenizer;
 
@@ -58,8 +61,9 @@ sdvk_status sd_tokenize(const sd_tokenizer *t, const char *text, int32_t **ids, 
  * beyond the text's are empty windows (BOS, EOS, pad), as an empty prompt.
  * Sets *chunked=1 when the text needed more than one window (caller warns).
  * Chunks are plain runs of 75 tokens (no A1111 comma backtracking, no BREAK;
- * see sd_tokenize_prompt_ex). Fails (SDVK_ERR_INVALID_ARG) beyond
- * SD_TOKENIZER_MAX_CHUNKS windows. */
+ * see sd_tokenize_prompt_ex). Fails (SDVK_ERR_INVALID_ARG, clear message) beyond
+ * SD_TOKENIZER_MAX_CHUNKS windows, beyond SD_PROMPT_MAX_BYTES, or when a
+ * weight overflows to inf. */
 sdvk_status sd_tokenize_prompt(const sd_tokenizer *t, const char *prompt, int min_chunks,
                                int32_t **ids, float **weights, int *n_chunks, int *chunked);
 

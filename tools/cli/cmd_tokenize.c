@@ -73,7 +73,11 @@ int sdvk_cmd_tokenize(int argc, char **argv)
     int literal = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (literal || a[0] != '-' || a[1] == 0) {
+        /* "-", "-5", "->", "---" are text; "-x" / "--x" (letter) are options. */
+        int optlike = a[0] == '-' && (((a[1] | 0x20) >= 'a' && (a[1] | 0x20) <= 'z') ||
+                                      (a[1] == '-' && (a[2] == 0 || ((a[2] | 0x20) >= 'a' &&
+                                                                     (a[2] | 0x20) <= 'z'))));
+        if (literal || !optlike) {
             text_args[n_text++] = argv[i];
         } else if (strcmp(a, "--") == 0) {
             literal = 1;
