@@ -24,3 +24,19 @@ endforeach()
 add_test(NAME vulkan_fallback_no_driver COMMAND test_vulkan fallback)
 set_tests_properties(vulkan_fallback_no_driver PROPERTIES LABELS "vulkan"
   ENVIRONMENT "XDG_RUNTIME_DIR=/tmp;VK_ICD_FILENAMES=/nonexistent;VK_DRIVER_FILES=/nonexistent")
+
+# The tiny SD model, every stage against the PyTorch goldens (tests/model.cmake's
+# test_model), on Vulkan. Only where a Vulkan driver is installed: without one
+# the fallback test above covers the backend. f16 storage carries ~1e-3
+# relative error through a whole stage, hence tolerance scale 10 there.
+file(GLOB _vk_icds /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json)
+if(SDVK_HAVE_VULKAN AND _vk_icds AND TARGET test_model)
+  add_test(NAME vulkan_model_stages_f32 COMMAND test_model ${SDVK_TEST_DATA}/tiny vulkan 1)
+  add_test(NAME vulkan_model_stages_f16 COMMAND test_model ${SDVK_TEST_DATA}/tiny vulkan 10)
+  set_tests_properties(vulkan_model_stages_f32 PROPERTIES LABELS "vulkan;model"
+    ENVIRONMENT "${_vk_env};SDVK_VK_PRECISION=f32;SDVK_VK_VALIDATION=1"
+    FAIL_REGULAR_EXPRESSION "validation error")
+  set_tests_properties(vulkan_model_stages_f16 PROPERTIES LABELS "vulkan;model"
+    ENVIRONMENT "${_vk_env};SDVK_VK_PRECISION=f16;SDVK_VK_VALIDATION=1"
+    FAIL_REGULAR_EXPRESSION "validation error")
+endif()

@@ -34,7 +34,8 @@ struct sd_bgraph {
     VkDeviceSize *aux_off; /* per node */
     VkDescriptorPool dpool;
     VkCommandBuffer cb;
-    VkQueryPool qpool;
+    VkQueryPool qpool; /* [0] start, [1] end, [2 + k] after node k when profiling */
+    uint32_t nqueries;
     int n_dispatch;   /* per replay */
     int has_step_select;
     int64_t step_limit; /* smallest STEP_SELECT table length */
@@ -393,10 +394,13 @@ static sdvk_status record(vk_backend *vb, sd_bgraph *bg) {
         free(sets);
         return s;
     }
+    const char *prof = getenv("SDVK_VK_PROFILE");
+    int profile = d->verbose && prof && atoi(prof) > 0;
+    bg->nqueries = profile ? (uint32_t)g->nn + 2 : 2;
     if (d->has_timestamps) {
         VkQueryPoolCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
                                     .queryType = VK_QUERY_TYPE_TIMESTAMP,
-                                    .queryCount = 2};
+                                    .queryCount = bg->nqueries};
         if (vkCreateQueryPool(d->dev, &qi, NULL, &bg->qpool) != VK_SUCCESS)
             bg->qpool = VK_NULL_HANDLE; /* timings are optional */
     }
@@ -422,7 +426,7 @@ static sdvk_status record(vk_backend *vb, sd_bgraph *bg) {
                                  VK_PIPELINE_STAGE_HOST_BIT,
                              VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
         if (bg->qpool) {
-            vkCmdResetQueryPool(cb, bg->qpool, 0, 2);
+            vkCmdResetQueryPool(cb, bg->qpool, 0, bg->nqueries);
             vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, bg->qpool, 0);
         }
         sd_vk_rec r = {.d = d,
@@ -438,6 +442,9 @@ static sdvk_status record(vk_backend *vb, sd_bgraph *bg) {
             s = sd_vk_record_node(&r, &g->n[k], bg->aux_off[k]);
             if (s != SDVK_OK)
                 sd_err_prefix(s, "node %d (%s)", k, sd_op_name(g->n[k].op));
+            else if (bg->qpool && bg->nqueries > 2)
+                vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, bg->qpool,
+                                    2 + (uint32_t)k);
         }
         bg->n_dispatch = r.n_dispatch;
         if (s == SDVK_OK) {
@@ -561,6 +568,38 @@ static sdvk_status vk_read(sd_backend *b, sd_bgraph *bg, int tensor, void *dst, 
 
 /* ---- run ---------------------------------------------------------------- */
 
+/* SDVK_VK_PROFILE=1 with --verbose: the slowest nodes of the last replay. */
+static void log_profile(const sd_vk_dev *d, const sd_bgraph *bg) {
+    uint32_t nq = bg->nqueries;
+    uint64_t *ts = malloc(nq * sizeof *ts);
+    int *order = malloc((nq - 2) * sizeof *order);
+    if (ts && order &&
+        vkGetQueryPoolResults(d->dev, bg->qpool, 0, nq, nq * sizeof *ts, ts, sizeof *ts,
+                              VK_QUERY_RESULT_64_BIT) == VK_SUCCESS) {
+        int nn = (int)nq - 2;
+        for (int k = 0; k < nn; k++) order[k] = k;
+#define NODE_NS(k) ((k) == 0 ? ts[2] - ts[0] : ts[2 + (k)] - ts[1 + (k)])
+        for (int a = 1; a < nn; a++) /* insertion sort, slowest first */
+            for (int b = a; b > 0 && NODE_NS(order[b]) > NODE_NS(order[b - 1]); b--) {
+                int t = order[b];
+                order[b] = order[b - 1];
+                order[b - 1] = t;
+            }
+        for (int i = 0; i < nn && i < 12; i++) {
+            int k = order[i];
+            const sd_tensor *o = &bg->g->t[bg->g->n[k].out];
+            sd_log("vulkan:   node %4d %-14s out [%lld,%lld,%lld,%lld] %9.3f ms", k,
+                   sd_op_name(bg->g->n[k].op), (long long)o->ne[0],
+                   (long long)(o->ndim > 1 ? o->ne[1] : 1), (long long)(o->ndim > 2 ? o->ne[2] : 1),
+                   (long long)(o->ndim > 3 ? o->ne[3] : 1),
+                   (double)NODE_NS(k) * d->props.limits.timestampPeriod / 1e6);
+        }
+#undef NODE_NS
+    }
+    free(ts);
+    free(order);
+}
+
 static sdvk_status vk_run(sd_backend *b, sd_bgraph *bg, int first, int n, sd_step_cb cb, void *user) {
     vk_backend *vb = VB(b);
     sd_vk_dev *d = &vb->d;
@@ -603,6 +642,8 @@ static sdvk_status vk_run(sd_backend *b, sd_bgraph *bg, int first, int n, sd_ste
                (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
                vb->n_recorded, vb->n_submits);
     }
+    if (d->verbose && bg->qpool && bg->nqueries > 2)
+        log_profile(d, bg);
     if (cb)
         for (int i = 0; i < n; i++)
             if (cb(user, first + i))

@@ -410,13 +410,20 @@ sdvk_status sd_vk_dev_init(sd_vk_dev *d, const sd_vulkan_opts *o) {
     d->props = info.props;
     d->qfam = (uint32_t)info.compute_q;
     d->has_16bit_storage = info.storage16;
-    if (o->precision == 2 && !info.storage16)
+    /* SDVK_VK_PRECISION=f32|f16 overrides the option (tests, debugging). */
+    int precision = o->precision;
+    const char *penv = getenv("SDVK_VK_PRECISION");
+    if (penv && !strcmp(penv, "f32"))
+        precision = 1;
+    else if (penv && !strcmp(penv, "f16"))
+        precision = 2;
+    if (precision == 2 && !info.storage16)
         return sd_err(SDVK_ERR_UNSUPPORTED, "vulkan: precision f16 needs storageBuffer16BitAccess, "
                                             "which %s lacks", info.props.deviceName);
-    if (o->precision < 0 || o->precision > 2)
+    if (precision < 0 || precision > 2)
         return sd_err(SDVK_ERR_INVALID_ARG, "vulkan: precision %d (0 auto, 1 f32, 2 f16)",
-                      o->precision);
-    d->f16 = o->precision == 2 || (o->precision == 0 && info.storage16);
+                      precision);
+    d->f16 = precision == 2 || (precision == 0 && info.storage16);
     vkGetPhysicalDeviceMemoryProperties(d->pd, &d->memp);
     d->max_range = d->props.limits.maxStorageBufferRange;
     /* Testing hook: a lower limit exercises the split-binding paths with
