@@ -402,6 +402,9 @@ def cli_check(args):
     rc, out, err = run(["--no-pad", "--file", "-"], stdin=big.encode())
     if rc != 0 or ids_of(out) != [49406] + [320] * 300000 + [49407]:
         fails.append("600 kB prompt via --file -: rc %d, %d ids" % (rc, len(ids_of(out))))
+    rc, out, err = run(["--no-pad", "--file", "-"], stdin=b"a\x00 photo\x00")
+    if rc != 0 or ids_of(out) != [49406, 320, 1125, 49407]:
+        fails.append("NUL bytes in --file: rc %d %s %s" % (rc, out, err))
     rc, out, err = run(["--file", "-"], stdin=b"caf\xe9 \xff\xfe ok")
     if rc != 0 or len(ids_of(out)) != 77:
         fails.append("invalid UTF-8: rc %d %s" % (rc, err))

@@ -22,7 +22,7 @@ static void usage(FILE *f)
             "              tokenizer/ beside --model\n"
             "  --no-pad    print [BOS] + all ids + [EOS], not truncated or padded to 77\n"
             "  --prompt    parse A1111 weights, print each 77-id window and its weights\n"
-            "  --file F    read TEXT from file F ('-' = standard input)\n"
+            "  --file F    read TEXT from file F ('-' = standard input; NUL bytes are dropped)\n"
             "  --          everything after is TEXT, even when it starts with '-'\n");
 }
 
@@ -49,8 +49,15 @@ static char *read_text_file(const char *path)
     }
     if (f != stdin)
         fclose(f);
-    if (b)
-        b[n] = 0; /* an embedded NUL ends the text (C-string API) */
+    if (b) {
+        /* NUL bytes are dropped, as ftfy's control-character removal drops
+         * U+0000 (the tokenizer API takes C strings). */
+        size_t o = 0;
+        for (size_t i = 0; i < n; i++)
+            if (b[i])
+                b[o++] = b[i];
+        b[o] = 0;
+    }
     return b;
 }
 
