@@ -88,7 +88,6 @@ double cli_now(void);
  * redrawn in place on a terminal, one line per step otherwise. */
 typedef struct cli_progress {
     double t_start;   /* when the generation call was made */
-    double t_first;   /* time of the first step callback */
     int calls;
     int tty;
     int quiet;

@@ -246,7 +246,7 @@ static int list_devices(const sdvk_options *opt) {
     sd_backend *b = NULL;
     int rc = CLI_OK;
     if (sd_backend_cpu_create(opt->n_threads, NULL, &b) == SDVK_OK) {
-        printf("cpu: %s\n", b->name);
+        printf("CPU backend: %s\nVulkan devices:\n", b->name);
         sd_backend_destroy(b);
     }
     sdvk_status s = sd_vulkan_list_devices(stdout);

@@ -50,19 +50,18 @@ int cli_progress_cb(void *user, int step, int n_steps) {
     /* The engine reports after each step; accept both a count of finished
      * steps (1..n) and a 0-based index (0..n-1), told apart by the first
      * call. */
-    if (p->calls == 0) {
+    if (p->calls == 0)
         p->step_base = step == 0 ? 1 : 0;
-        p->t_first = now;
-    }
     p->calls++;
     int done = step + p->step_base;
     if (done > n_steps)
         done = n_steps;
     if (p->quiet || n_steps <= 0)
         return cli_interrupted();
-    /* The first step also carries the text encoder and setup, so the rate
-     * comes from the steps after it once there are any. */
-    double per_it = p->calls >= 2 ? (now - p->t_first) / (p->calls - 1) : now - p->t_start;
+    /* Average since the call began: it includes the text encoder and
+     * setup (small next to the steps), and stays meaningful when a backend
+     * that runs all steps on the device reports them in a burst at the end. */
+    double per_it = done > 0 ? (now - p->t_start) / done : 0.0;
     enum { W = 30 };
     char bar[W + 1];
     int fill = (int)((long long)done * W / n_steps);
