@@ -129,6 +129,24 @@ static void run_examples(const sd_tokenizer *t, json_t *ex, const char *label)
             print_ids("got", x, n);
         CHECK((int)json_integer_value(json_object_get(e, "n_tokens")) == n + 2, "%s: n_tokens %zu",
               label, k);
+        /* padded, text taken literally: window 0 of sd_tokenize_prompt_ex */
+        {
+            sd_prompt_opts o;
+            sd_prompt_opts_default(&o);
+            o.parse_weights = 0;
+            int32_t *ids;
+            float *w;
+            int nc, chunked;
+            sdvk_status st = sd_tokenize_prompt_ex(t, prompt, &o, &ids, &w, &nc, &chunked);
+            ok = st == SDVK_OK && json_array_size(jids) == SD_CLIP_CTX;
+            for (int i = 0; ok && i < SD_CLIP_CTX; i++)
+                ok = json_integer_value(json_array_get(jids, (size_t)i)) == ids[i] && w[i] == 1.0f;
+            CHECK(ok, "%s: padded ids (literal) of example %zu \"%s\"", label, k, prompt);
+            if (st == SDVK_OK) {
+                free(ids);
+                free(w);
+            }
+        }
         /* padded: via sd_tokenize_prompt (window 0); plain prompts only,
          * since brackets are weight syntax there. */
         if (!strpbrk(prompt, "()[]\\:")) {
@@ -534,6 +552,22 @@ static void weights(const sd_tokenizer *t)
     CHECK(ok, "weighted prompt ids/weights");
     if (!ok)
         print_ids("got", ids, 10);
+    free(ids);
+    free(w);
+    /* The bracketed worked example, weighted: the brackets and ":1.3" are
+     * syntax; word ids as in its literal tokenization. */
+    CHECK(sd_tokenize_prompt(t, "(ultra detailed:1.3), [lowres]", 1, &ids, &w, &nc, &ch) == SDVK_OK,
+          "weighted example");
+    {
+        int32_t want2[] = {49406, 8118, 12609, 267, 1049, 934, 49407, 49407};
+        float wantw2[] = {1, 1.3f, 1.3f, 1, (float)(1 / 1.1), (float)(1 / 1.1), 1, 1};
+        ok = nc == 1 && !ch;
+        for (int i = 0; ok && i < 8; i++)
+            ok = ids[i] == want2[i] && w[i] == wantw2[i];
+        CHECK(ok, "weighted example ids/weights");
+        if (!ok)
+            print_ids("got", ids, 10);
+    }
     free(ids);
     free(w);
     /* BREAK and comma backtracking through the _ex options. */
