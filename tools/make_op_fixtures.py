@@ -134,11 +134,15 @@ def attention(q, k, v, heads, causal, scale):
     return (torch.softmax(s, -1) @ vh).transpose(1, 2).reshape(B, Lq, C)
 
 
-for name, B, Lq, Lk, C, heads, causal in [("attn_self", 2, 19, 19, 32, 1, 0),
-                                          ("attn_causal_h4", 1, 23, 23, 32, 4, 1),
-                                          ("attn_cross_h8", 2, 10, 77, 64, 8, 0),
-                                          ("attn_long", 1, 70, 70, 16, 2, 0)]:
-    q, k, v = rnd(B, Lq, C, lo=-2, hi=2), rnd(B, Lk, C, lo=-2, hi=2), rnd(B, Lk, C)
+# "peaked": large q/k make scores up to ~100, which overflow exp() unless the
+# running maximum is subtracted
+for name, B, Lq, Lk, C, heads, causal, rg in [("attn_self", 2, 19, 19, 32, 1, 0, 2),
+                                              ("attn_causal_h4", 1, 23, 23, 32, 4, 1, 2),
+                                              ("attn_cross_h8", 2, 10, 77, 64, 8, 0, 2),
+                                              ("attn_long", 1, 70, 70, 16, 2, 0, 2),
+                                              ("attn_peaked", 1, 9, 300, 32, 1, 0, 8),
+                                              ("attn_peaked_causal", 1, 40, 40, 32, 2, 1, 8)]:
+    q, k, v = rnd(B, Lq, C, lo=-rg, hi=rg), rnd(B, Lk, C, lo=-rg, hi=rg), rnd(B, Lk, C)
     scale = 1.0 / math.sqrt(C // heads)
     add_case(name, "attention", [I(q), I(k), I(v)], attention(q, k, v, heads, causal, scale),
              i=(heads, causal), f=(scale,))

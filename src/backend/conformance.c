@@ -148,38 +148,40 @@ static int b_conv(sd_graph *g, conf_case *c, const int *p) {
     return sd_conv2d(g, x, w, b, r, p[7], p[8], p[9], p[10], p[11]);
 }
 
-/* p: ndim ne0 ne1 ne2 ne3 groups silu */
+/* p: ndim ne0 ne1 ne2 ne3 groups silu dtype(gamma, beta) */
 static int b_group_norm(sd_graph *g, conf_case *c, const int *p) {
     int64_t ne[4] = {p[1], p[2], p[3], p[4]}, cs[1] = {ne[p[0] - 1]};
     int x = c_input(g, c, p[0], ne, -2, 3, "x");
-    int ga = c_weight(g, c, SD_F32, 1, cs, 0.5f, 1.5f, "gamma");
-    int be = c_weight(g, c, SD_F32, 1, cs, -0.5f, 0.5f, "beta");
+    int ga = c_weight(g, c, (sd_dtype)p[7], 1, cs, 0.5f, 1.5f, "gamma");
+    int be = c_weight(g, c, (sd_dtype)p[7], 1, cs, -0.5f, 0.5f, "beta");
     char sx[48];
     shape_of(sx, sizeof sx, p[0], p + 1);
-    snprintf(c->shape, sizeof c->shape, "x%s G%d%s", sx, p[5], p[6] ? " silu" : "");
+    snprintf(c->shape, sizeof c->shape, "x%s G%d%s %s", sx, p[5], p[6] ? " silu" : "", dtn(p[7]));
     return sd_group_norm(g, x, ga, be, p[5], 1e-5f, p[6]);
 }
 
-/* p: ndim ne0 ne1 ne2 */
+/* p: ndim ne0 ne1 ne2 dtype(gamma, beta) */
 static int b_layer_norm(sd_graph *g, conf_case *c, const int *p) {
     int64_t ne[3] = {p[1], p[2], p[3]}, cs[1] = {ne[p[0] - 1]};
     int x = c_input(g, c, p[0], ne, -2, 3, "x");
-    int ga = c_weight(g, c, SD_F32, 1, cs, 0.5f, 1.5f, "gamma");
-    int be = c_weight(g, c, SD_F32, 1, cs, -0.5f, 0.5f, "beta");
+    int ga = c_weight(g, c, (sd_dtype)p[4], 1, cs, 0.5f, 1.5f, "gamma");
+    int be = c_weight(g, c, (sd_dtype)p[4], 1, cs, -0.5f, 0.5f, "beta");
     char sx[48];
     shape_of(sx, sizeof sx, p[0], p + 1);
-    snprintf(c->shape, sizeof c->shape, "x%s", sx);
+    snprintf(c->shape, sizeof c->shape, "x%s %s", sx, dtn(p[4]));
     return sd_layer_norm(g, x, ga, be, 1e-5f);
 }
 
-/* p: B Lq Lk C heads causal */
+/* p: B Lq Lk C heads causal [q/k range, default 2: larger makes peaked
+ * softmaxes whose raw exponentials would overflow without max subtraction] */
 static int b_attention(sd_graph *g, conf_case *c, const int *p) {
     int64_t qs[3] = {p[0], p[1], p[3]}, ks[3] = {p[0], p[2], p[3]};
-    int q = c_input(g, c, 3, qs, -2, 2, "q");
-    int k = c_input(g, c, 3, ks, -2, 2, "k");
+    float rg = p[6] ? (float)p[6] : 2.0f;
+    int q = c_input(g, c, 3, qs, -rg, rg, "q");
+    int k = c_input(g, c, 3, ks, -rg, rg, "k");
     int v = c_input(g, c, 3, ks, -1, 1, "v");
-    snprintf(c->shape, sizeof c->shape, "q[%d,%d,%d] k[%d,%d,%d] h%d%s", p[0], p[1], p[3], p[0],
-             p[2], p[3], p[4], p[5] ? " causal" : "");
+    snprintf(c->shape, sizeof c->shape, "q[%d,%d,%d] k[%d,%d,%d] h%d%s%s", p[0], p[1], p[3], p[0],
+             p[2], p[3], p[4], p[5] ? " causal" : "", p[6] > 2 ? " peaked" : "");
     return sd_attention(g, q, k, v, p[4], p[5], 1.0f / sqrtf((float)(p[3] / p[4])));
 }
 
@@ -319,6 +321,7 @@ static const case_def k_cases[] = {
     {SD_OP_MATMUL, b_matmul, {0, 130, 320, 77, 1, 1, BF16}, 1e-5},
     {SD_OP_MATMUL, b_matmul, {2, 64, 96, 200, 0, 1, F16}, 1e-5},
     {SD_OP_MATMUL, b_matmul, {1, 5, 1024, 33, 1, 0, F32}, 1e-5},
+    {SD_OP_MATMUL, b_matmul, {0, 67, 1280, 131, 1, 1, F16}, 1e-5},
     {SD_OP_CONV2D, b_conv, {1, 9, 11, 5, 7, 3, 3, 1, 1, 1, 1, 1, 1, 0, F32}, 1e-5},
     {SD_OP_CONV2D, b_conv, {2, 8, 8, 16, 32, 3, 3, 2, 0, 0, 1, 1, 1, 0, F32}, 1e-5},
     {SD_OP_CONV2D, b_conv, {1, 9, 7, 6, 10, 3, 3, 2, 1, 1, 1, 1, 0, 0, F16}, 1e-5},
@@ -326,12 +329,14 @@ static const case_def k_cases[] = {
     {SD_OP_CONV2D, b_conv, {1, 6, 6, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, BF16}, 1e-5},
     {SD_OP_CONV2D, b_conv, {1, 16, 16, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 0, F16}, 1e-5},
     {SD_OP_CONV2D, b_conv, {1, 7, 9, 3, 13, 3, 3, 1, 1, 1, 1, 1, 1, 0, F32}, 1e-5},
-    {SD_OP_GROUP_NORM, b_group_norm, {4, 2, 6, 5, 32, 8, 0}, 1e-5},
-    {SD_OP_GROUP_NORM, b_group_norm, {4, 2, 6, 5, 32, 8, 1}, 1e-5},
-    {SD_OP_GROUP_NORM, b_group_norm, {4, 1, 3, 4, 96, 32, 1}, 1e-5},
-    {SD_OP_GROUP_NORM, b_group_norm, {3, 2, 17, 16, 0, 4, 0}, 1e-5},
-    {SD_OP_LAYER_NORM, b_layer_norm, {3, 2, 77, 64}, 1e-5},
-    {SD_OP_LAYER_NORM, b_layer_norm, {2, 3, 13, 0}, 1e-5},
+    {SD_OP_GROUP_NORM, b_group_norm, {4, 2, 6, 5, 32, 8, 0, F32}, 1e-5},
+    {SD_OP_GROUP_NORM, b_group_norm, {4, 2, 6, 5, 32, 8, 1, F32}, 1e-5},
+    {SD_OP_GROUP_NORM, b_group_norm, {4, 1, 3, 4, 96, 32, 1, F16}, 1e-5},
+    {SD_OP_GROUP_NORM, b_group_norm, {3, 2, 17, 16, 0, 4, 0, F32}, 1e-5},
+    {SD_OP_GROUP_NORM, b_group_norm, {4, 1, 24, 24, 320, 32, 1, F16}, 1e-5},
+    {SD_OP_LAYER_NORM, b_layer_norm, {3, 2, 77, 64, F32}, 1e-5},
+    {SD_OP_LAYER_NORM, b_layer_norm, {2, 3, 13, 0, F32}, 1e-5},
+    {SD_OP_LAYER_NORM, b_layer_norm, {3, 1, 77, 768, BF16}, 1e-5},
     {SD_OP_ATTENTION, b_attention, {2, 37, 37, 64, 1, 0}, 1e-5},
     {SD_OP_ATTENTION, b_attention, {2, 37, 37, 64, 8, 1}, 1e-5},
     {SD_OP_ATTENTION, b_attention, {1, 77, 77, 64, 1, 1}, 1e-5},
@@ -339,6 +344,8 @@ static const case_def k_cases[] = {
     {SD_OP_ATTENTION, b_attention, {1, 20, 77, 40, 1, 0}, 1e-5},
     {SD_OP_ATTENTION, b_attention, {1, 300, 300, 320, 8, 0}, 1e-5},
     {SD_OP_ATTENTION, b_attention, {1, 3, 1, 16, 2, 0}, 1e-5},
+    {SD_OP_ATTENTION, b_attention, {1, 40, 1100, 64, 2, 0, 6}, 1e-5},
+    {SD_OP_ATTENTION, b_attention, {1, 129, 129, 32, 1, 1, 6}, 1e-5},
     {SD_OP_GEGLU, b_unary, {SD_OP_GEGLU, 3, 2, 10, 48}, 1e-5},
     {SD_OP_GELU, b_unary, {SD_OP_GELU, 2, 3, 1000}, 1e-5},
     {SD_OP_QUICK_GELU, b_unary, {SD_OP_QUICK_GELU, 3, 2, 7, 33}, 1e-5},
