@@ -19,7 +19,7 @@ foreach(case
     no_args help version unknown_flag missing_value stray_arg no_model no_prompt prompt_twice
     width_mult8 width_range height_small width_junk steps_zero steps_big steps_overflow
     strength_zero strength_big cfg_abc cfg_nan cfg_inline seed_junk seed_negative threads_neg
-    backend_unknown precision_bad vocab_missing flag_with_value
+    backend_unknown precision_bad vocab_missing vocab_none flag_with_value
     model_missing model_dir model_garbage init_missing init_garbage out_unwritable
     stage_no_args stage_unknown stage_no_output stage_missing_latent stage_garbage_latent
     stage_wrong_rank stage_context_rank stage_missing_opt stage_wrong_opt stage_bad_token

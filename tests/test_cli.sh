@@ -18,6 +18,10 @@ mkdir -p "$WORK" || exit 1
 cd "$WORK" || exit 1
 
 printf 'this is not a model, just some text\n' > garbage.bin
+# The vocabulary is resolved before the model is opened; give it so the
+# checks after it are reached (vocab_none unsets it).
+SDVK_VOCAB=$VOCAB
+export SDVK_VOCAB
 M="-m garbage.bin"
 FAILED=0
 
@@ -89,6 +93,8 @@ threads_neg)     expect 2 "--threads: -1 is out of range" -- "$SDVK" $M -p x --t
 backend_unknown) expect 2 "--backend: unknown backend 'cuda'" -- "$SDVK" $M -p x --backend cuda ;;
 precision_bad)   expect 2 "--precision: unknown precision 'f8'" -- "$SDVK" $M -p x --precision f8 ;;
 vocab_missing)   expect 2 "--vocab: 'no_such_vocab.txt.gz'" -- "$SDVK" $M -p x --vocab no_such_vocab.txt.gz ;;
+vocab_none)      unset SDVK_VOCAB
+                 expect 2 "--vocab" "no CLIP vocabulary" -- "$SDVK" $M -p x ;;
 flag_with_value) expect 2 "option --verbose takes no value" -- "$SDVK" $M -p x --verbose=1 ;;
 # --- generate: files ---------------------------------------------------------
 model_missing)   expect 2 "-m/--model: 'no_such_model.safetensors'" -- \

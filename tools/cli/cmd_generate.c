@@ -8,12 +8,14 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
 #include "cli.h"
 #include "io/image.h"
+#include "tokenizer/tokenizer.h"
 
 #define GEN_MIN_SIDE 64
 #define GEN_MAX_SIDE 4096
@@ -266,6 +268,13 @@ static int run(gen_cfg *c) {
      * is only opened after all of them passed. */
     if ((rc = cli_check_input_file("-m/--model", c->model)))
         return rc;
+    /* The prompt needs a vocabulary: resolve it now (--vocab, $SDVK_VOCAB,
+     * tokenizer/ beside the model) rather than after loading. */
+    char *vocab = NULL;
+    s = sd_tokenizer_find(c->opt.vocab_path, c->model, &vocab);
+    free(vocab);
+    if (s != SDVK_OK)
+        return cli_status_error(CLI_USAGE, s, "--vocab");
     if (c->init_img) {
         if ((rc = cli_check_input_file("-i/--init-img", c->init_img)))
             return rc;
@@ -282,6 +291,9 @@ static int run(gen_cfg *c) {
     }
     if ((rc = cli_check_output("-o/--output", c->out)))
         goto done;
+    size_t on = strlen(c->out);
+    if (on < 4 || strcasecmp(c->out + on - 4, ".png") != 0)
+        cli_warn("-o/--output: '%s' does not end in .png; the file is written as PNG", c->out);
     if (c->init_img && (init.width != c->width || init.height != c->height)) {
         sdvk_image r = {0};
         s = sd_image_resize(&init, (int)c->width, (int)c->height, &r);
