@@ -161,7 +161,7 @@ int cli_parse_float(const char *opt, const char *s, double min, double max, doub
 }
 
 int cli_engine_option(cli_args *a, sdvk_options *opt, int *rc) {
-    const char *v;
+    const char *v = NULL;
     long n;
     *rc = 0;
     if (cli_is(a, "-v", "--verbose")) {

@@ -123,7 +123,7 @@ static int check_side(const char *opt, long v) {
 /* Parses argv into c. Returns -1 to go on, else the exit code. */
 static int parse(int argc, char **argv, gen_cfg *c, char **prompt_buf) {
     cli_args a;
-    const char *v;
+    const char *v = NULL;
     int rc;
     /* Words after "--" (argv indices), joined into the prompt afterwards. */
     int words_first = -1, n_words = 0;

@@ -32,7 +32,7 @@ int cli_cmd_selftest(int argc, char **argv) {
     double tol_scale = 1.0;
     int validation = 0, tol_given = 0, rc;
     cli_args a;
-    const char *v;
+    const char *v = NULL;
     cli_args_init(&a, argc, argv, 1);
     for (;;) {
         int r = cli_args_next(&a);

@@ -100,7 +100,7 @@ static const char *opt_name(unsigned bit) {
 /* Returns -1 to go on, else the exit code. */
 static int parse(int argc, char **argv, stage_cfg *c) {
     cli_args a;
-    const char *v;
+    const char *v = NULL;
     int rc;
     cli_args_init(&a, argc, argv, 2);
     for (;;) {
