@@ -490,9 +490,9 @@ static void weights(const sd_tokenizer *t)
     SPANS("((a) b)", {"a", r * r}, {" b", r});
     SPANS("(a:1.5) [b] (c)", {"a", 1.5}, {" ", 1.0}, {"b", s}, {" ", 1.0}, {"c", r});
     SPANS("\\(a\\)", {"(a)", 1.0});
-    SPANS("\\[x\\] \\\\", {"[x] \\", 1.0});
-    SPANS("a\\b", {"ab", 1.0});
-    SPANS("a(\\:0.5)b", {"a", 1.0}, {"", 0.5}, {"b", 1.0});
+    SPANS("\\[x\\] \\\\", {"[x] \\\\", 1.0});
+    SPANS("a\\b", {"a\\b", 1.0});
+    SPANS("a(\\:0.5)b", {"a", 1.0}, {"\\", 0.5}, {"b", 1.0});
     SPANS("((a", {"a", r * r});
     SPANS("a)) b]", {"a)) b]", 1.0});
     SPANS("a: b", {"a: b", 1.0});
@@ -502,6 +502,27 @@ static void weights(const sd_tokenizer *t)
     SPANS("x (y:-1)", {"x ", 1.0}, {"y", -1.0});
     SPANS("a BREAK b", {"a", 1.0}, {"BREAK", -1.0}, {"b", 1.0});
     SPANS("[(a:1.3)]", {"a", 1.3 * s});
+    /* Without brackets, the weighted path gives exactly the plain ids. */
+    {
+        const char *plain[] = {"a photo of a cat", "C:\\path\\to a: b :: c:1.3", "\\\\ x \\",
+                               "it's 4k, 85mm f/1.4 & more!!", "crème brûlée & 抹茶 🍰", ""};
+        for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
+            int32_t *ids, *pl;
+            float *w;
+            int nc, ch;
+            int np = tok(t, plain[i], &pl);
+            int ok = sd_tokenize_prompt(t, plain[i], 1, &ids, &w, &nc, &ch) == SDVK_OK && np >= 0 &&
+                 np <= 75 && nc == 1 && ids[0] == 49406 && ids[np + 1] == 49407;
+            for (int k = 0; ok && k < np; k++)
+                ok = ids[1 + k] == pl[k] && w[1 + k] == 1.0f;
+            CHECK(ok, "plain prompt \"%s\" unchanged by weight parsing", plain[i]);
+            if (ok) {
+                free(ids);
+                free(w);
+            }
+            free(pl);
+        }
+    }
     /* No crash on bracket soup. */
     const char *soup[] = {")))(((", "]][[", "(:", ":)", "(a:)", "(a:+)", "\\", "((((((((((x",
                           "[[[[(((:2)]]]]", "(a:1e5)", "(:.5)"};

@@ -207,7 +207,7 @@ def split(s):
 
 
 # -- A1111 parse_prompt_attention (sdvk rules: ASCII \s and \d; an invalid
-#    number is not a weight)
+#    number is not a weight; backslashes not before a bracket stay text)
 RE_ATT = re.compile(r"""\\\(|\\\)|\\\[|\\]|\\\\|\\|\(|\[|:[ \t\n\r\f\v]*([+-]?[.0-9]+)[ \t\n\r\f\v]*\)|\)|]|[^\\()\[\]:]+|:""")
 
 
@@ -229,7 +229,8 @@ def parse_prompt(text):
                 t, w = ":", None  # not a weight: the ':' is text
         pos += len(t)
         if t.startswith("\\"):
-            res.append([t[1:], 1.0])
+            # sdvk keeps backslashes that do not escape a bracket
+            res.append([t if t in ("\\", "\\\\") else t[1:], 1.0])
         elif t == "(":
             rb.append(len(res))
         elif t == "[":

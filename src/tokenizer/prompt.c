@@ -163,14 +163,17 @@ sdvk_status sd_prompt_parse(const char *prompt, int enable_break, sd_prompt_span
         size_t m;
         if (c == '\\') {
             char d = s[i + 1];
-            if (d == '(' || d == ')' || d == '[' || d == ']' || d == '\\') {
+            if (d == '(' || d == ')' || d == '[' || d == ']') {
                 oom = span_push(&res, s + i + 1, 1, 1.0);
                 i += 2;
             } else {
-                /* A lone backslash becomes an empty span (A1111 appends
-                 * text[1:] == ""); it still takes part in weight merging. */
-                oom = span_push(&res, "", 0, 1.0);
-                i += 1;
+                /* Other backslashes stay text ("\\" as two). A1111 drops
+                 * a lone one and unescapes "\\"; keeping them means a
+                 * prompt without brackets always gives exactly the
+                 * unweighted ids. */
+                size_t len = d == '\\' ? 2 : 1;
+                oom = span_push(&res, s + i, len, 1.0);
+                i += len;
             }
         } else if (c == '(') {
             oom = stack_push(&round, res.n);

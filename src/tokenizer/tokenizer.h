@@ -90,9 +90,12 @@ typedef struct sd_prompt_span {
 } sd_prompt_span;
 
 /* A1111 parse_prompt_attention: (a) x1.1, ((a)) x1.21, [a] /1.1, (a:1.3),
- * \( \) \[ \] escapes, a lone backslash dropped, unbalanced brackets closed
- * at the end; adjacent spans of equal weight merged. Never fails on syntax
- * (an unparsable ":w)" weight is kept as text). Free with sd_prompt_spans_free. */
+ * \( \) \[ \] escapes, unbalanced brackets closed at the end; adjacent spans
+ * of equal weight merged. Never fails on syntax. Deviations, so that a prompt
+ * without brackets is always exactly its plain text: other backslashes stay
+ * text (A1111 drops a lone "\" and turns "\\" into "\"); a ":w)" weight
+ * Python's float() rejects ("1.2.3") is text (A1111 raises). Only ASCII
+ * spaces/digits in ":w)". Free with sd_prompt_spans_free. */
 sdvk_status sd_prompt_parse(const char *prompt, int enable_break, sd_prompt_span **spans,
                             int *n_spans);
 void sd_prompt_spans_free(sd_prompt_span *spans, int n_spans);
