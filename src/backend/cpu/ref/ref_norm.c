@@ -148,11 +148,17 @@ static void attn_task(void *ctx, int64_t task, int thread) {
             for (int r = 0; r < 4; r++) {
                 int64_t i = i0 + r0 + r;
                 float mx = r < nr ? m[r0 + r] : -INFINITY;
-                for (int j = 0; j < KC; j++) {
-                    int masked = r >= nr || j >= kc || (a->causal && j0 + j > i);
-                    s[r][j] = masked ? -INFINITY : s[r][j] * a->scale;
-                    if (s[r][j] > mx)
-                        mx = s[r][j];
+                if (r < nr && kc == KC && (!a->causal || j0 + KC - 1 <= i)) {
+                    for (int j = 0; j < KC; j++) { /* common case: nothing masked */
+                        s[r][j] *= a->scale;
+                        mx = s[r][j] > mx ? s[r][j] : mx;
+                    }
+                } else {
+                    for (int j = 0; j < KC; j++) {
+                        int masked = r >= nr || j >= kc || (a->causal && j0 + j > i);
+                        s[r][j] = masked ? -INFINITY : s[r][j] * a->scale;
+                        mx = s[r][j] > mx ? s[r][j] : mx;
+                    }
                 }
                 if (mx == -INFINITY) { /* padding row, or every key so far masked */
                     for (int j = 0; j < KC; j++) s[r][j] = 0.0f;
