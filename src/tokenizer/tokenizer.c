@@ -415,6 +415,8 @@ static int32_t uncurl(int32_t c)
  * code points to out. */
 static int fix_char(const sd_tokenizer *t, int32_t c, cpbuf *out)
 {
+    if (c >= 0x20 && c < 0x7F) /* printable ASCII: no fix applies */
+        return cb_push(out, c);
     int32_t tmp[3];
     int n = 1;
     tmp[0] = c;
