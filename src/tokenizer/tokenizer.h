@@ -19,6 +19,7 @@
  *    Python str.lower() (full mapping: U+0130 -> "i\u0307", final sigma).
  *  - CLIP's pattern splits pieces; each piece is byte-encoded and BPE-merged
  *    by rank with the </w> end-of-word marker.
+ * A loaded tokenizer is read-only: calls on it may run on several threads.
  */
 #ifndef SD_TOKENIZER_H
 #define SD_TOKENIZER_H
