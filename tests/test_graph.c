@@ -277,6 +277,19 @@ static void test_cpu_contract(void) {
           "activation as matmul weight accepted (%s)", sdvk_last_error());
     sd_graph_free(g);
 
+    /* the reference attention keeps a key chunk of [head dim][32] on the
+     * stack: larger head dims are refused at prepare, not overflowed */
+    g = sd_graph_new();
+    int64_t qs[3] = {1, 2, 1040};
+    int q = sd_graph_input(g, SD_F32, 3, qs, "q");
+    sd_graph_output(g, sd_attention(g, q, q, q, 1, 0, 0.03f));
+    CHECK(sd_graph_plan(g) == SDVK_OK, "plan");
+    bg = NULL;
+    CHECK(be->v->prepare(be, g, &bg) == SDVK_ERR_UNSUPPORTED && !bg &&
+              strstr(sdvk_last_error(), "head dim 1040"),
+          "huge head dim accepted (%s)", sdvk_last_error());
+    sd_graph_free(g);
+
     /* an f32 weight at an unaligned address (e.g. inside a mmapped file)
      * gives the same result as an aligned copy */
     static float vals[13];

@@ -1,7 +1,10 @@
 /* The CPU backend: runs a planned graph node by node with a kernel table
  * (reference or SIMD) over one 64-byte-aligned activation arena. Everything
  * a run needs (arena, f32 weights, packed weights) is made at prepare, so a
- * step allocates nothing. */
+ * step allocates nothing. One backend has one thread pool: run graphs of the
+ * same backend from one host thread at a time. A kernel table's prep hook
+ * returning NULL is treated as out of memory (hooks exist because their
+ * kernel needs the data). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
