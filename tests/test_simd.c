@@ -283,6 +283,9 @@ static void run_all(void) {
     test_attention(2, 65, 300, 1, 80, 0);
     test_attention(1, 20, 20, 1, 160, 1);
     test_attention(1, 3, 257, 3, 33, 0);
+    test_attention(1, 300, 290, 1, 512, 0); /* VAE-style single wide head */
+    test_attention(2, 40, 170, 2, 257, 0);
+    test_attention(1, 50, 50, 1, 1000, 1);
     /* norms */
     test_group_norm(2, 7, 5, 40, 4, 1);
     test_group_norm(1, 8, 8, 320, 32, 0);

@@ -8,8 +8,12 @@
 #define SIMD_ISA avx512
 #define MR 14
 #define NR 32
+#ifndef KC
 #define KC 320
+#endif
+#ifndef MC
 #define MC 168
+#endif
 
 static inline void ukr(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr,
                        int nr, int flags, const float *bias, const float *res) {

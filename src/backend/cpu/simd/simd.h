@@ -47,7 +47,9 @@ extern sd_cpu_kernel_fn sd_simd_ref_fn[SD_OP_COUNT];
  * weight is an activation): correct, unblocked, threaded over rows. */
 void sd_simd_gemm_unpacked(const sd_cpu_ctx *c);
 
-#define SIMD_ATT_DMAX 256
+/* Largest attention head dim the SIMD kernel takes (the reference's limit;
+ * larger go to the reference kernel). */
+#define SIMD_ATT_DMAX 1024
 
 /* Micro-kernel flags (see simd_kernels.inc). */
 #define UK_LOAD 1 /* accumulate into C */
