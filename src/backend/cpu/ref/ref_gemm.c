@@ -4,8 +4,9 @@
  * repacked once at prepare into panels of NW output channels laid out
  * [k][NW], so the inner loop is a broadcast of one input value times NW
  * contiguous weights. That form is plain C yet the compiler vectorises it
- * well (measured ~10x faster than a naive triple loop), and each output is
- * still a straightforward fp32 sum over k in order. Convolution reuses it as
+ * well with baseline x86-64 flags (measured ~30 GFLOP per CPU-second, about
+ * 4x the row-dot-product form), and each output is still a plain fp32 sum
+ * over k in order. Convolution reuses it as
  * an implicit GEMM: per output pixel and kernel tap, the input row of Ci
  * channels (NHWC: contiguous) times the tap's [Ci][NW] panel. */
 #include <stdlib.h>
