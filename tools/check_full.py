@@ -2,7 +2,8 @@
 """Acceptance run on the full SD v1.5 layout: the C stages against sd_ref.py.
 
     tools/check_full.py --sdvk build/sdvk [--only clip,unet32,...] [--dtypes f32,f16]
-                        [--workdir /tmp/sdvk_full] [--backend B] [--threads N] [--ref-only]
+                        [--workdir /tmp/sdvk_full] [--backend B] [--threads N]
+                        [--precision f32] [--ref-only]
 
 Generates random full-size checkpoints (tools/make_model.py --config full, not
 committed; reused from --workdir when already there), makes deterministic
@@ -124,6 +125,8 @@ def main():
     ap.add_argument("--workdir", default="/tmp/sdvk_full")
     ap.add_argument("--backend", help="passed to sdvk as --backend")
     ap.add_argument("--threads", type=int, help="passed to sdvk as --threads")
+    ap.add_argument("--precision", default="f32",
+                    help="passed to sdvk as --precision (default f32: the thresholds are for f32 compute)")
     ap.add_argument("--sdvk-args", default="", help="extra arguments for every sdvk stage call")
     ap.add_argument("--ref-threads", type=int, default=0, help="torch threads (0: default)")
     ap.add_argument("--ref-only", action="store_true", help="run and time the reference only")
@@ -147,6 +150,8 @@ def main():
         extra += ["--backend", a.backend]
     if a.threads:
         extra += ["--threads", str(a.threads)]
+    if a.precision:
+        extra += ["--precision", a.precision]
 
     results = []  # (dtype, name, err, thr, ref_s, c_s, ok)
     for dtype in a.dtypes.split(","):
