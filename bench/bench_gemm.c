@@ -169,6 +169,10 @@ static const shape SHAPES[] = {
     {"conv3x3 [2,64,64,320] -> 320", 1, 2, 64, 320, 320, 0},
     {"conv3x3 [2,32,32,640] -> 640", 1, 2, 32, 640, 640, 0},
     {"attention B2 L4096 H8 D40", 2, 2, 4096, 8, 40, 0},
+    {"VAE conv3x3 [1,512,512,128] -> 128", 1, 1, 512, 128, 128, 0},
+    {"VAE conv3x3 [1,256,256,256] -> 256", 1, 1, 256, 256, 256, 0},
+    {"VAE conv3x3 [1,128,128,512] -> 512", 1, 1, 128, 512, 512, 0},
+    {"VAE attention B1 L4096 H1 D512", 2, 1, 4096, 1, 512, 0},
 };
 
 static double shape_flops(const shape *s) {
@@ -303,7 +307,7 @@ int main(int argc, char **argv) {
     int ns = (int)(sizeof SHAPES / sizeof *SHAPES);
     double tt[16] = {0};
     int have_torch = use_torch && torch_times(threads, reps, ns, tt) == 0;
-    printf("%-34s %9s %9s %7s %8s %10s %7s\n", "shape", "ms", "GFLOP/s", "%peak", "%cpu-pk", "torch ms",
+    printf("%-36s %9s %9s %7s %8s %10s %7s\n", "shape", "ms", "GFLOP/s", "%peak", "%cpu-pk", "torch ms",
            "ratio");
     for (int i = 0; i < ns; i++) {
         void *wmem;
@@ -313,7 +317,7 @@ int main(int argc, char **argv) {
         double cpu, t = runner_time(&r, &k, pool, reps, &cpu);
         double gf = shape_flops(&SHAPES[i]) / t / 1e9;
         double cgf = shape_flops(&SHAPES[i]) / cpu / 1e9; /* per CPU second */
-        printf("%-34s %9.2f %9.1f %6.1f%% %7.1f%%", SHAPES[i].name, t * 1e3, gf, 100 * gf / peak,
+        printf("%-36s %9.2f %9.1f %6.1f%% %7.1f%%", SHAPES[i].name, t * 1e3, gf, 100 * gf / peak,
                100 * cgf / core_peak);
         if (have_torch)
             printf(" %10.2f %7.2f", tt[i] * 1e3, t / tt[i]);

@@ -6,6 +6,7 @@
 
 #define SIMD_ISA avx2
 #define MR 6
+#define A_ROWMAJOR 1
 #define NR 16
 #define KC 256
 #define MC 144
@@ -14,7 +15,8 @@ static inline __m256i tail_mask(int n) { /* lanes < n set */
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-static inline void ukr(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr,
+static inline __attribute__((always_inline)) void ukr(int64_t kc, const float *a, int64_t as, int64_t ai,
+                                                      const float *b, float *c, int64_t ldc, int mr,
                        int nr, int flags, const float *bias, const float *res) {
 #define Z(i) __m256 c##i##0 = _mm256_setzero_ps(), c##i##1 = _mm256_setzero_ps();
     Z(0) Z(1) Z(2) Z(3) Z(4) Z(5)
@@ -23,13 +25,13 @@ static inline void ukr(int64_t kc, const float *a, const float *b, float *c, int
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
 #define F(i)                                         \
     {                                                \
-        __m256 ai = _mm256_broadcast_ss(a + i);      \
-        c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0);  \
-        c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);  \
+        __m256 av = _mm256_broadcast_ss(a + i * as); \
+        c##i##0 = _mm256_fmadd_ps(av, b0, c##i##0);  \
+        c##i##1 = _mm256_fmadd_ps(av, b1, c##i##1);  \
     }
         F(0) F(1) F(2) F(3) F(4) F(5)
 #undef F
-        a += MR;
+        a += ai;
         b += NR;
     }
     __m256i m0 = tail_mask(nr), m1 = tail_mask(nr - 8);

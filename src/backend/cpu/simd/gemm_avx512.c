@@ -7,6 +7,7 @@
 
 #define SIMD_ISA avx512
 #define MR 14
+#define A_ROWMAJOR 1
 #define NR 32
 #ifndef KC
 #define KC 320
@@ -15,7 +16,8 @@
 #define MC 168
 #endif
 
-static inline void ukr(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr,
+static inline __attribute__((always_inline)) void ukr(int64_t kc, const float *a, int64_t as, int64_t ai,
+                                                      const float *b, float *c, int64_t ldc, int mr,
                        int nr, int flags, const float *bias, const float *res) {
 #define Z(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
     Z(0) Z(1) Z(2) Z(3) Z(4) Z(5) Z(6) Z(7) Z(8) Z(9) Z(10) Z(11) Z(12) Z(13)
@@ -24,13 +26,13 @@ static inline void ukr(int64_t kc, const float *a, const float *b, float *c, int
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
 #define F(i)                                         \
     {                                                \
-        __m512 ai = _mm512_set1_ps(a[i]);            \
-        c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);  \
-        c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);  \
+        __m512 av = _mm512_set1_ps(a[i * as]);       \
+        c##i##0 = _mm512_fmadd_ps(av, b0, c##i##0);  \
+        c##i##1 = _mm512_fmadd_ps(av, b1, c##i##1);  \
     }
         F(0) F(1) F(2) F(3) F(4) F(5) F(6) F(7) F(8) F(9) F(10) F(11) F(12) F(13)
 #undef F
-        a += MR;
+        a += ai;
         b += NR;
     }
     __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);

@@ -12,8 +12,10 @@
 #define KC 256
 #define MC 128
 
-static inline void ukr(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr,
+static inline __attribute__((always_inline)) void ukr(int64_t kc, const float *a, int64_t as, int64_t ai,
+                                                      const float *b, float *c, int64_t ldc, int mr,
                        int nr, int flags, const float *bias, const float *res) {
+    (void)as; /* A is always MR-interleaved here (no A_ROWMAJOR) */
     float32x4_t acc[MR][3];
     for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = acc[i][2] = vdupq_n_f32(0.0f);
     for (int64_t k = 0; k < kc; k++) {
@@ -26,7 +28,7 @@ static inline void ukr(int64_t kc, const float *a, const float *b, float *c, int
         ROW(0, a0, 0) ROW(1, a0, 1) ROW(2, a0, 2) ROW(3, a0, 3)
         ROW(4, a1, 0) ROW(5, a1, 1) ROW(6, a1, 2) ROW(7, a1, 3)
 #undef ROW
-        a += MR;
+        a += ai;
         b += NR;
     }
     /* Tiles are small; the epilogue goes through memory for every tail. */

@@ -5,19 +5,21 @@
 
 #define SIMD_ISA scalar
 #define MR 4
+#define A_ROWMAJOR 1
 #define NR 8
 #define KC 256
 #define MC 128
 
-static inline void ukr(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr,
+static inline __attribute__((always_inline)) void ukr(int64_t kc, const float *a, int64_t as, int64_t ai,
+                                                      const float *b, float *c, int64_t ldc, int mr,
                        int nr, int flags, const float *bias, const float *res) {
     float acc[MR][NR];
     for (int i = 0; i < MR; i++)
         for (int j = 0; j < NR; j++) acc[i][j] = 0.0f;
     for (int64_t k = 0; k < kc; k++) {
         for (int i = 0; i < MR; i++)
-            for (int j = 0; j < NR; j++) acc[i][j] += a[i] * b[j];
-        a += MR;
+            for (int j = 0; j < NR; j++) acc[i][j] += a[i * as] * b[j];
+        a += ai;
         b += NR;
     }
     for (int i = 0; i < mr; i++) {
