@@ -144,8 +144,10 @@ def quick_gelu(x):
 # ---------------------------------------------------------------- CLIP
 
 def clip_forward(m, ids):
-    """ids: int array [B, len<=77] -> [B, 77, W]."""
+    """ids: int array [B, len<=77] (or [len]) -> [B, 77, W]."""
     ids = np.asarray(ids, dtype=np.int64)
+    if ids.ndim == 1:
+        ids = ids[None]
     if ids.ndim != 2 or ids.shape[1] > CTX_LEN:
         raise ValueError("clip: ids must be [B, <=77], got %s" % (ids.shape,))
     if ids.shape[1] < CTX_LEN:
