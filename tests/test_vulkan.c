@@ -257,6 +257,26 @@ static int test_sd_shapes(int precision) {
             sd_graph_free(g);
         }
     }
+    { /* VAE mid-block attention: one head of 512, 24x24 latent tokens */
+        sd_graph *g = sd_graph_new();
+        int64_t qs[3] = {1, 576, 512};
+        int q = add_input(g, &in, 3, qs, 1.0f, "q");
+        int kk = add_input(g, &in, 3, qs, 1.0f, "k");
+        int v = add_input(g, &in, 3, qs, 1.0f, "v");
+        int o = sd_attention(g, q, kk, v, 1, 0, 1.0f / sqrtf(512.0f));
+        fails += compare(vk, ref, g, &in, o, "self attention [1,576,512] 1 head (VAE)", tol);
+        sd_graph_free(g);
+    }
+    { /* UNet level-2 self attention: 8 heads of 80, causal off, odd length */
+        sd_graph *g = sd_graph_new();
+        int64_t qs[3] = {2, 150, 640};
+        int q = add_input(g, &in, 3, qs, 1.0f, "q");
+        int kk = add_input(g, &in, 3, qs, 1.0f, "k");
+        int v = add_input(g, &in, 3, qs, 1.0f, "v");
+        int o = sd_attention(g, q, kk, v, 8, 0, 1.0f / sqrtf(80.0f));
+        fails += compare(vk, ref, g, &in, o, "self attention [2,150,640] 8 heads", tol);
+        sd_graph_free(g);
+    }
     { /* feed-forward: linear 320 -> 2560, GEGLU, linear 1280 -> 320 + residual */
         sd_graph *g = sd_graph_new();
         int64_t xs[3] = {2, 64, 320}, w1[2] = {2560, 320}, b1[1] = {2560}, w2[2] = {320, 1280};

@@ -156,8 +156,13 @@ static sdvk_status rec_attention(sd_vk_rec *r, const sd_node *n) {
     } pc = {0};
     node_io io = {0};
     uint32_t H = (uint32_t)n->i[0], D = (uint32_t)(Q->ne[2] / H);
-    if (D > 256)
-        return sd_err(SDVK_ERR_UNSUPPORTED, "vulkan: attention head dim %u > 256", D);
+    /* Threads per query: the fewest (1, 2, 4, 8) that leave each thread at
+     * most 64 elements of the head (SD heads: 40, 80, 160; VAE: 512). */
+    uint32_t tpq = 1;
+    while (tpq < 8 && D / tpq > 64) tpq *= 2;
+    if (D % tpq != 0 || D / tpq > 64)
+        return sd_err(SDVK_ERR_UNSUPPORTED, "vulkan: attention head dim %u is not supported "
+                      "(at most 64, or a multiple of 2/4/8 up to 512)", D);
     pc.Lq = (uint32_t)Q->ne[1];
     pc.Lk = (uint32_t)K->ne[1];
     pc.H = H;
@@ -166,14 +171,15 @@ static sdvk_status rec_attention(sd_vk_rec *r, const sd_node *n) {
     SD_TRY(bind_tensor(r, &io, 1, n->in[0], &pc.oq));
     SD_TRY(bind_tensor(r, &io, 2, n->in[1], &pc.ok));
     SD_TRY(bind_tensor(r, &io, 3, n->in[2], &pc.ov));
-    /* K and V tiles of KT rows: 2 * KT * D floats within 16 KiB of shared memory */
-    uint32_t kt = 2048 / D;
+    /* K and V tiles of KT rows plus 64 x KT partial dots: (2 D + 64) KT
+     * floats within the 16 KiB of shared memory every device has */
+    uint32_t kt = 4096 / (2 * D + 64);
     if (kt > 32)
         kt = 32;
     if (kt < 1)
         kt = 1;
-    uint32_t spec[3] = {D, kt, (uint32_t)(n->i[1] != 0)};
-    return dispatch(r, &io, "attention", spec, 3, &pc, sizeof pc, ceil_div(pc.Lq, 64),
+    uint32_t spec[4] = {D, kt, (uint32_t)(n->i[1] != 0), tpq};
+    return dispatch(r, &io, "attention", spec, 4, &pc, sizeof pc, ceil_div(pc.Lq, 64 / tpq),
                     (uint32_t)(Q->ne[0] * H), 1);
 }
 
