@@ -6,12 +6,17 @@ string(TOLOWER "${CMAKE_SYSTEM_PROCESSOR}" SDVK_SIMD_ARCH)
 if(SDVK_SIMD_ARCH MATCHES "^(x86_64|amd64|i[3-6]86|x86)$")
   list(APPEND SDVK_SIMD_SOURCES ${SDVK_SIMD_DIR}/gemm_avx2.c ${SDVK_SIMD_DIR}/gemm_avx512.c)
   set_source_files_properties(${SDVK_SIMD_DIR}/gemm_avx2.c PROPERTIES
-    COMPILE_OPTIONS "-mavx2;-mfma;-mf16c")
+    COMPILE_OPTIONS "-mavx2;-mfma;-mf16c;-fno-trapping-math")
   set_source_files_properties(${SDVK_SIMD_DIR}/gemm_avx512.c PROPERTIES
-    COMPILE_OPTIONS "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx2;-mfma;-mf16c")
+    COMPILE_OPTIONS "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx2;-mfma;-mf16c;-fno-trapping-math")
 elseif(SDVK_SIMD_ARCH MATCHES "^(aarch64|arm64)$")
   list(APPEND SDVK_SIMD_SOURCES ${SDVK_SIMD_DIR}/gemm_neon.c)
+  set_source_files_properties(${SDVK_SIMD_DIR}/gemm_neon.c PROPERTIES COMPILE_OPTIONS "-fno-trapping-math")
 endif()
+# -fno-trapping-math (we never read FP exception flags) lets the compiler
+# if-convert the clamps in simd_expf, so softmax/SiLU/GELU loops vectorise
+# without AVX-512 masking too.
+set_source_files_properties(${SDVK_SIMD_DIR}/gemm_scalar.c PROPERTIES COMPILE_OPTIONS "-fno-trapping-math")
 # Every kernel file includes the shared driver.
 set_source_files_properties(${SDVK_SIMD_SOURCES} PROPERTIES
   OBJECT_DEPENDS "${SDVK_SIMD_DIR}/simd_kernels.inc;${SDVK_SIMD_DIR}/simd.h")
