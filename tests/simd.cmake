@@ -5,3 +5,17 @@ target_include_directories(test_simd PRIVATE ${CMAKE_SOURCE_DIR}/src)
 target_link_libraries(test_simd PRIVATE sdvk)
 add_test(NAME simd_kernels COMMAND test_simd)
 set_tests_properties(simd_kernels PROPERTIES LABELS "simd;ops" TIMEOUT 300)
+
+# Run-time dispatch on other x86 CPUs, emulated: the same binary must pick
+# the portable kernels without AVX2 (Nehalem) and AVX2 without AVX-512
+# (Haswell), and pass there.
+string(TOLOWER "${CMAKE_SYSTEM_PROCESSOR}" SDVK_TEST_ARCH)
+find_program(SDVK_QEMU_X86_64 qemu-x86_64)
+if(SDVK_QEMU_X86_64 AND SDVK_TEST_ARCH MATCHES "^(x86_64|amd64)$" AND NOT CMAKE_CROSSCOMPILING
+   AND NOT SDVK_SANITIZE)
+  add_test(NAME simd_dispatch_no_avx2
+    COMMAND ${SDVK_QEMU_X86_64} -cpu Nehalem $<TARGET_FILE:test_simd> --expect-auto scalar)
+  add_test(NAME simd_dispatch_avx2_only
+    COMMAND ${SDVK_QEMU_X86_64} -cpu Haswell $<TARGET_FILE:test_simd> --expect-auto avx2)
+  set_tests_properties(simd_dispatch_no_avx2 simd_dispatch_avx2_only PROPERTIES LABELS "simd" TIMEOUT 600)
+endif()

@@ -302,7 +302,11 @@ static void run_all(void) {
     }
 }
 
-int main(void) {
+/* test_simd [--expect-auto ISA]: with the option, "auto" must pick ISA
+ * (the ctest under qemu-x86_64 -cpu Nehalem checks that an x86-64 binary
+ * falls back to the portable kernels on a CPU without AVX2). */
+int main(int argc, char **argv) {
+    const char *expect_auto = argc > 2 && !strcmp(argv[1], "--expect-auto") ? argv[2] : NULL;
     g_pool = sd_pool_create(2);
     sd_cpu_ref_kernels(&g_ref);
     /* Unknown ISAs are refused with a message. */
@@ -331,6 +335,13 @@ int main(void) {
         if (g_simd.fn[SD_OP_MATMUL] == g_ref.fn[SD_OP_MATMUL]) {
             printf("FAIL: %s left the reference matmul in place\n", g_isa);
             g_fail++;
+        }
+        if (expect_auto && !strcmp(g_isa, "auto")) {
+            g_cases++;
+            if (strcmp(g_simd.isa, expect_auto)) {
+                printf("FAIL: auto picked %s, expected %s\n", g_simd.isa, expect_auto);
+                g_fail++;
+            }
         }
         printf("isa %s (table: %s)\n", g_isa, g_simd.isa);
         run_all();
