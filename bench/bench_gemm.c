@@ -208,37 +208,49 @@ static sd_graph *shape_graph(const shape *s, sd_dtype dt, void **wmem) {
     return g;
 }
 
-/* PyTorch fp32 time of the same shapes (channels-last conv, SDPA-free
- * attention written as torch 1.13 would run it in diffusers: baddbmm +
- * softmax + bmm), best of reps. Returns 0 and fills t[] on success. */
-static int torch_times(int threads, int reps, int n, double *t) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 -c \""
-             "import time,torch\n"
-             "torch.set_num_threads(%d)\n"
-             "F=torch.nn.functional\n"
-             "def tm(f):\n"
-             "  f()\n"
-             "  b=1e9\n"
-             "  for _ in range(%d):\n"
-             "    t=time.perf_counter(); f(); b=min(b,time.perf_counter()-t)\n"
-             "  return b\n"
-             "with torch.no_grad():\n"
-             "  for (k,a,b,c,d) in %s:\n"
-             "    if k==0:\n"
-             "      x=torch.randn(a,b); w=torch.randn(c,b); print(tm(lambda: F.linear(x,w)))\n"
-             "    elif k==1:\n"
-             "      x=torch.randn(a,c,b,b).to(memory_format=torch.channels_last); w=torch.randn(d,c,3,3).to(memory_format=torch.channels_last)\n"
-             "      print(tm(lambda: F.conv2d(x,w,padding=1)))\n"
-             "    else:\n"
-             "      q=torch.randn(a*c,b,d); k_=torch.randn(a*c,b,d); v=torch.randn(a*c,b,d)\n"
-             "      def at():\n"
-             "        s=torch.baddbmm(torch.empty(a*c,b,b),q,k_.transpose(1,2),beta=0,alpha=d**-0.5)\n"
-             "        return torch.bmm(s.softmax(-1),v)\n"
-             "      print(tm(at))\n"
-             "\" 2>/dev/null",
-             threads, reps, "%s");
+/* PyTorch fp32 time of the same shapes, same thread count, best of reps.
+ * Each op takes the fastest path this torch build has: Debian's torch 1.13
+ * links only a reference BLAS (~1.5 GFLOP/s), so products go through oneDNN
+ * (mkldnn_linear, as tools/sd_ref.py does; weights converted once, outside
+ * the timing), conv2d is oneDNN's channels-last conv, attention is
+ * per-head QKᵀ / softmax / PV in 1024-query chunks (tools/sd_ref.py).
+ * Returns 0 and fills t[] on success. */
+static int torch_times(int threads, int reps, int n, double *t, double *tc) {
+    static const char *py =
+        "import sys,time,torch\n"
+        "torch.set_num_threads(int(sys.argv[1])); reps=int(sys.argv[2])\n"
+        "F=torch.nn.functional\n"
+        "mk=torch.backends.mkldnn.is_available()\n"
+        "def W(w): return w.contiguous().to_mkldnn() if mk else w\n"
+        "def lin(x,w):\n"
+        "  if not mk: return F.linear(x,w)\n"
+        "  return torch._C._nn.mkldnn_linear(x.contiguous().to_mkldnn(),w,None).to_dense()\n"
+        "def tm(f):\n"
+        "  f(); b=1e9; bc=1e9\n"
+        "  for _ in range(reps):\n"
+        "    t=time.perf_counter(); c=time.process_time(); f()\n"
+        "    b=min(b,time.perf_counter()-t); bc=min(bc,time.process_time()-c)\n"
+        "  return '%g %g'%(b,bc)\n"
+        "with torch.no_grad():\n"
+        "  for (k,a,b,c,d) in eval(sys.argv[3]):\n"
+        "    if k==0:\n"
+        "      x=torch.randn(a,b); w=W(torch.randn(c,b)); print(tm(lambda: lin(x,w)),flush=True)\n"
+        "    elif k==1:\n"
+        "      x=torch.randn(a,c,b,b).to(memory_format=torch.channels_last)\n"
+        "      w=torch.randn(d,c,3,3).to(memory_format=torch.channels_last)\n"
+        "      print(tm(lambda: F.conv2d(x,w,padding=1)),flush=True)\n"
+        "    else:\n"
+        "      q=torch.randn(a,c,b,d); kk=[[W(torch.randn(b,d)) for h in range(c)] for i in range(a)]\n"
+        "      vt=[[W(torch.randn(d,b)) for h in range(c)] for i in range(a)]\n"
+        "      def at():\n"
+        "        o=torch.empty(a,c,b,d)\n"
+        "        for i in range(a):\n"
+        "          for h in range(c):\n"
+        "            for s in range(0,b,1024):\n"
+        "              sc=lin(q[i,h,s:s+1024],kk[i][h])*d**-0.5\n"
+        "              o[i,h,s:s+1024]=lin(torch.softmax(sc,-1),vt[i][h])\n"
+        "        return o\n"
+        "      print(tm(at),flush=True)\n";
     char list[1024] = "[", item[128];
     for (int i = 0; i < n; i++) {
         const shape *s = &SHAPES[i];
@@ -247,14 +259,27 @@ static int torch_times(int threads, int reps, int n, double *t) {
         strncat(list, item, sizeof list - strlen(list) - 2);
     }
     strcat(list, "]");
-    char full[8192];
-    snprintf(full, sizeof full, cmd, list);
-    FILE *p = popen(full, "r");
-    if (!p)
+    char path[] = "/tmp/sdvk_bench_torch_XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0)
         return -1;
-    int got = 0;
-    while (got < n && fscanf(p, "%lf", &t[got]) == 1) got++;
-    int rc = pclose(p);
+    FILE *f = fdopen(fd, "w");
+    if (!f)
+        return -1;
+    fputs(py, f);
+    fclose(f);
+    char cmd[2048];
+    /* PASSIVE: OpenMP workers sleep instead of spinning, so torch's CPU
+     * time counts work, as ours does. */
+    snprintf(cmd, sizeof cmd, "OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 %s %d %d '%s' 2>/dev/null", path,
+             threads, reps, list);
+    FILE *p = popen(cmd, "r");
+    int got = 0, rc = -1;
+    if (p) {
+        while (got < n && fscanf(p, "%lf %lf", &t[got], &tc[got]) == 2) got++;
+        rc = pclose(p);
+    }
+    remove(path);
     return got == n && rc == 0 ? 0 : -1;
 }
 
@@ -305,10 +330,10 @@ int main(int argc, char **argv) {
            "%.1f GFLOP/s per busy core\n",
            k.isa, threads, sd_dtype_name(dt), peak, core_peak);
     int ns = (int)(sizeof SHAPES / sizeof *SHAPES);
-    double tt[16] = {0};
-    int have_torch = use_torch && torch_times(threads, reps, ns, tt) == 0;
-    printf("%-36s %9s %9s %7s %8s %10s %7s\n", "shape", "ms", "GFLOP/s", "%peak", "%cpu-pk", "torch ms",
-           "ratio");
+    double tt[16] = {0}, ttc[16] = {0};
+    int have_torch = use_torch && torch_times(threads, reps, ns, tt, ttc) == 0;
+    printf("%-36s %9s %9s %7s %8s %10s %7s %9s\n", "shape", "ms", "GFLOP/s", "%peak", "%cpu-pk", "torch ms",
+           "ratio", "cpu-ratio");
     for (int i = 0; i < ns; i++) {
         void *wmem;
         sd_graph *g = shape_graph(&SHAPES[i], dt, &wmem);
@@ -320,7 +345,7 @@ int main(int argc, char **argv) {
         printf("%-36s %9.2f %9.1f %6.1f%% %7.1f%%", SHAPES[i].name, t * 1e3, gf, 100 * gf / peak,
                100 * cgf / core_peak);
         if (have_torch)
-            printf(" %10.2f %7.2f", tt[i] * 1e3, t / tt[i]);
+            printf(" %10.2f %7.2f %9.2f", tt[i] * 1e3, t / tt[i], cpu / ttc[i]);
         printf("\n");
         runner_free(&r);
         sd_graph_free(g);
@@ -329,7 +354,8 @@ int main(int argc, char **argv) {
     if (use_torch && !have_torch)
         printf("(PyTorch timing unavailable: /usr/bin/python3 with torch not found)\n");
     else if (have_torch)
-        printf("ratio = sdvk time / PyTorch fp32 time (< 1: sdvk faster)\n");
+        printf("ratio = sdvk wall time / PyTorch fp32 wall time (< 1: sdvk faster); cpu-ratio = the same\n"
+               "in CPU seconds (robust when other jobs share the cores)\n");
     printf("%%peak: wall GFLOP/s vs the wall FMA peak; %%cpu-pk: flops per CPU second vs one core's peak\n"
            "(insensitive to other jobs on the machine)\n");
     sd_pool_destroy(pool);
