@@ -23,7 +23,8 @@
 typedef struct gen_cfg {
     const char *model, *prompt, *neg, *out, *init_img;
     long width, height, steps;
-    int width_set, height_set, strength_set, seed_random, list_devices;
+    int width_set, height_set, strength_set, seed_random, list_devices, demo, model_set;
+    char demo_vocab[4096];
     double cfg, strength;
     uint64_t seed;
     sdvk_options opt;
@@ -38,7 +39,8 @@ static void usage(FILE *f) {
           "       sdvk selftest [--backend vulkan|cpu]    check a backend's ops against the CPU reference\n"
           "\n"
           "Generation options:\n"
-          "  -m, --model PATH           SD v1.x checkpoint (.safetensors), required\n"
+          "  -m, --model PATH           SD v1.x checkpoint (.safetensors); without -m, the demo\n"
+          "                             model shipped with sdvk (64x64 pictures of shapes)\n"
           "  -p, --prompt TEXT          prompt\n"
           "  -n, --negative-prompt TEXT negative prompt (default empty)\n"
           "  -o, --output PATH          PNG to write (default output.png)\n"
@@ -112,6 +114,24 @@ static char *parameters_text(const gen_cfg *c) {
     return s;
 }
 
+/* The demo model (models/demo/, tools/demo/train.py): $SDVK_DEMO_MODEL, else
+ * the build tree's copy, else the installed one (paths from cmake/demo.cmake).
+ * NULL when none exists (or the build did not define them). */
+static const char *demo_model_path(void) {
+    const char *env = getenv("SDVK_DEMO_MODEL");
+    if (env)
+        return *env && access(env, R_OK) == 0 ? env : NULL;
+#ifdef SDVK_DEMO_MODEL
+    if (access(SDVK_DEMO_MODEL, R_OK) == 0)
+        return SDVK_DEMO_MODEL;
+#endif
+#ifdef SDVK_DEMO_MODEL_INSTALLED
+    if (access(SDVK_DEMO_MODEL_INSTALLED, R_OK) == 0)
+        return SDVK_DEMO_MODEL_INSTALLED;
+#endif
+    return NULL;
+}
+
 static int check_side(const char *opt, long v) {
     if (v % 8 != 0)
         return cli_usage_error("%s: %ld is not a multiple of 8 (sizes must be multiples of 8 "
@@ -159,6 +179,7 @@ static int parse(int argc, char **argv, gen_cfg *c, char **prompt_buf) {
         } else if (cli_is(&a, "-m", "--model")) {
             if ((rc = cli_value(&a, &c->model)))
                 return rc;
+            c->model_set = 1;
         } else if (cli_is(&a, "-p", "--prompt")) {
             if ((rc = cli_value(&a, &c->prompt)))
                 return rc;
@@ -233,9 +254,28 @@ static int parse(int argc, char **argv, gen_cfg *c, char **prompt_buf) {
         *prompt_buf = p;
         c->prompt = p;
     }
-    if (!c->model)
+    if (!c->model && !(c->model = demo_model_path()))
         return cli_usage_error("no model given: use -m/--model PATH with an SD v1.x .safetensors "
-                               "checkpoint (see sdvk --help)");
+                               "checkpoint (see sdvk --help); the demo model is not installed");
+    if (!c->model_set) {
+        /* The demo model draws 64x64 pictures and has its own vocabulary
+         * (tokenizer/ beside it), which must win over $SDVK_VOCAB. */
+        c->demo = 1;
+        if (!c->width_set)
+            c->width = 64;
+        if (!c->height_set)
+            c->height = 64;
+        /* A 64x64 picture from this tiny model takes well under a second on
+         * the CPU; a Vulkan device (lavapipe included) only adds start-up time. */
+        if (c->opt.backend == SDVK_BACKEND_AUTO)
+            c->opt.backend = SDVK_BACKEND_CPU;
+        if (!c->opt.vocab_path) {
+            const char *sl = strrchr(c->model, '/');
+            int dn = sl ? (int)(sl - c->model) : 1;
+            snprintf(c->demo_vocab, sizeof c->demo_vocab, "%.*s/tokenizer", dn, sl ? c->model : ".");
+            c->opt.vocab_path = c->demo_vocab;
+        }
+    }
     if (!c->prompt)
         return cli_usage_error("no prompt given: use -p/--prompt TEXT, or put the prompt after -- "
                                "(an empty prompt must be given as -p \"\")");
@@ -266,6 +306,9 @@ static int run(gen_cfg *c) {
 
     /* Cheap checks first, in command-line order of importance; the model
      * is only opened after all of them passed. */
+    if (c->demo)
+        fprintf(stderr, "sdvk: no -m/--model given: using the demo model %s (64x64 pictures of "
+                        "simple shapes, e.g. \"a red circle on a blue background\")\n", c->model);
     if ((rc = cli_check_input_file("-m/--model", c->model)))
         return rc;
     /* The prompt needs a vocabulary: resolve it now (--vocab, $SDVK_VOCAB,

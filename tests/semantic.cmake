@@ -1,0 +1,23 @@
+# Semantic tests (label "semantic"): the trained demo model (models/demo/)
+# must draw what fixed prompts ask for, by measurable properties (colours of
+# shape and background, position), on the CPU backend and on Vulkan; a
+# negated CFG scale must make the pass rate collapse. See tests/test_semantic.c.
+set(SDVK_DEMO_DIR ${CMAKE_SOURCE_DIR}/models/demo)
+if(EXISTS ${SDVK_DEMO_DIR}/sdvk-demo.safetensors)
+  add_executable(test_semantic ${CMAKE_CURRENT_LIST_DIR}/test_semantic.c)
+  target_link_libraries(test_semantic PRIVATE sdvk m)
+  add_test(NAME semantic_cpu COMMAND test_semantic ${SDVK_DEMO_DIR} cpu)
+  # Without a Vulkan driver test_semantic runs the CPU path and says so.
+  add_test(NAME semantic_vulkan COMMAND test_semantic ${SDVK_DEMO_DIR} vulkan)
+  # Negative control: guidance pointing away from the prompt.
+  add_test(NAME semantic_cfg_negated COMMAND test_semantic ${SDVK_DEMO_DIR} cpu --cfg -7.5
+           --expect-max-rate 0.5)
+  # The demo vocabulary (tools/demo/bpe.py) through the C tokenizer: the ids
+  # tools/demo/bpe.py gives ("a"=320, "red"=554, "circle"=532, BOS 587, EOS 588).
+  add_test(NAME semantic_tokenizer COMMAND sdvk_cli tokenize --vocab ${SDVK_DEMO_DIR}/tokenizer
+           -- "a red circle")
+  set_tests_properties(semantic_tokenizer PROPERTIES PASS_REGULAR_EXPRESSION "^587,320,554,532,588,588,")
+  set_tests_properties(semantic_cpu semantic_cfg_negated semantic_tokenizer PROPERTIES LABELS "semantic")
+  set_tests_properties(semantic_vulkan PROPERTIES LABELS "semantic;vulkan"
+    ENVIRONMENT "XDG_RUNTIME_DIR=/tmp;XDG_CACHE_HOME=${CMAKE_BINARY_DIR}/vk-cache")
+endif()
