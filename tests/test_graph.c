@@ -164,6 +164,25 @@ static void test_views(void) {
     sd_graph_free(g);
 }
 
+/* Regression: op constructors pass an input's own shape/name (pointers into
+ * the tensor table) while the table grows; building thousands of nodes
+ * makes it move many times (ASan catches a read of the old table). */
+static void test_growth(void) {
+    sd_graph *g = sd_graph_new();
+    int64_t ne[3] = {1, 3, 5};
+    int x = sd_graph_input(g, SD_F32, 3, ne, "x");
+    for (int i = 0; i < 5000 && x >= 0; i++)
+        x = (i % 3 == 0) ? sd_layer_norm(g, x, sd_graph_weight(g, SD_F32, 1, ne + 2, wbuf, "w"),
+                                         sd_graph_weight(g, SD_F32, 1, ne + 2, wbuf, "b"), 1e-5f)
+            : (i % 3 == 1) ? sd_graph_reshape(g, x, 3, g->t[x].ne)
+                           : sd_silu(g, x);
+    CHECK(x >= 0 && g->t[x].ndim == 3 && g->t[x].ne[1] == 3 && g->t[x].ne[2] == 5,
+          "shape lost while the graph grew");
+    CHECK(!strcmp(g->t[x].name, "silu") || !strcmp(g->t[x].name, "layer_norm"),
+          "name lost while the graph grew: %s", g->t[x].name);
+    sd_graph_free(g);
+}
+
 static void test_errors(void) {
     sd_graph *g = sd_graph_new();
     int64_t xs[3] = {2, 7, 32}, ws[2] = {16, 31};
@@ -323,6 +342,7 @@ static void test_cpu_contract(void) {
 int main(void) {
     for (int trial = 0; trial < 200; trial++) random_graph(trial);
     test_views();
+    test_growth();
     test_errors();
     test_cpu_contract();
     printf("%s\n", fails ? "FAILED" : "all passed");

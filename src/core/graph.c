@@ -62,6 +62,12 @@ static int new_tensor(sd_graph *g, sd_tkind kind, sd_dtype dt, int ndim, const i
         if (ne[d] < 1 || ne[d] > ((int64_t)1 << 40))
             return sd_graph_fail(g, SDVK_ERR_INVALID_ARG, "tensor %s: bad extent %lld",
                                  name ? name : "?", (long long)ne[d]);
+    /* ne may point into g->t (op constructors pass an input's shape), so
+     * copy it before the table can move. */
+    int64_t shape[SD_MAX_DIMS];
+    char nm[sizeof g->t[0].name];
+    for (int d = 0; d < ndim; d++) shape[d] = ne[d];
+    snprintf(nm, sizeof nm, "%s", name ? name : "");
     if (g->nt == g->cap_t) {
         int cap = g->cap_t ? g->cap_t * 2 : 256;
         sd_tensor *t = realloc(g->t, (size_t)cap * sizeof *t);
@@ -74,11 +80,10 @@ static int new_tensor(sd_graph *g, sd_tkind kind, sd_dtype dt, int ndim, const i
     memset(t, 0, sizeof *t);
     t->dtype = dt;
     t->ndim = ndim;
-    for (int d = 0; d < ndim; d++) t->ne[d] = ne[d];
+    for (int d = 0; d < ndim; d++) t->ne[d] = shape[d];
     t->kind = kind;
     t->base = -1;
-    if (name)
-        snprintf(t->name, sizeof t->name, "%s", name);
+    memcpy(t->name, nm, sizeof nm);
     return g->nt++;
 }
 
