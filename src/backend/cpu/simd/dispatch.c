@@ -20,8 +20,6 @@
 #endif
 #endif
 
-sd_cpu_kernel_fn sd_simd_ref_fn[SD_OP_COUNT];
-
 simd_pw *sd_simd_pack_weights(const void *w, sd_dtype dt, int64_t n, int64_t k, const int64_t *koff,
                               const void *bias, sd_dtype bdt, int nr) {
     if (dt != SD_F32 && dt != SD_F16 && dt != SD_BF16)
@@ -192,11 +190,6 @@ int sd_cpu_simd_select(const char *isa, sd_cpu_kernels *k) {
         return sd_err(SDVK_ERR_INVALID_ARG,
                       "cpu isa '%s': unknown (expected auto, ref, scalar, avx2, avx512, neon)", isa);
     }
-    /* The reference kernels stay reachable for shapes SIMD kernels skip. */
-    if (!strcmp(k->isa, "ref") || !k->isa[0])
-        for (int op = 0; op < SD_OP_COUNT; op++)
-            if (k->fn[op])
-                sd_simd_ref_fn[op] = k->fn[op];
     if (!strcmp(pick, "scalar"))
         sd_simd_install_scalar(k);
 #ifdef SIMD_X86

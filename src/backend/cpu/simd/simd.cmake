@@ -23,4 +23,4 @@ set_source_files_properties(${SDVK_SIMD_SOURCES} PROPERTIES
 target_sources(sdvk PRIVATE ${SDVK_SIMD_SOURCES})
 # simd_none.c has a weak sd_cpu_simd_select; in a static archive the linker
 # would stop at that member, so make it pull dispatch.o (strong) as well.
-target_link_options(sdvk INTERFACE "LINKER:--undefined=sd_simd_ref_fn")
+target_link_options(sdvk INTERFACE "LINKER:--undefined=sd_simd_pack_weights")

@@ -39,10 +39,6 @@ typedef struct simd_pw {
 simd_pw *sd_simd_pack_weights(const void *w, sd_dtype dt, int64_t n, int64_t k, const int64_t *koff,
                               const void *bias, sd_dtype bdt, int nr);
 
-/* Reference kernels saved by dispatch before overriding, for shapes a SIMD
- * kernel does not handle (e.g. attention head dims > SIMD_ATT_DMAX). */
-extern sd_cpu_kernel_fn sd_simd_ref_fn[SD_OP_COUNT];
-
 /* Matmul/conv without a packed weight (the prep allocation failed, or the
  * weight is an activation): correct, unblocked, threaded over rows. */
 void sd_simd_gemm_unpacked(const sd_cpu_ctx *c);
