@@ -241,6 +241,16 @@ static int test_sd_shapes(int precision) {
         fails += compare(vk, ref, g, &in, o, "group_norm G32 silu [2,6,5,1280]", tol);
         sd_graph_free(g);
     }
+    { /* VAE-size group norm: 131072 elements per group, split over workgroups */
+        sd_graph *g = sd_graph_new();
+        int64_t xs[4] = {1, 128, 128, 256}, cs[1] = {256};
+        int x = add_input(g, &in, 4, xs, 2.0f, "x");
+        int b1 = add_input(g, &in, 4, xs, 0.5f, "shift"); /* non-zero group means */
+        int o = sd_group_norm(g, sd_add(g, x, b1), rand_weight(g, 1, cs, 1.0f, SD_F32),
+                              rand_weight(g, 1, cs, 1.0f, SD_F32), 32, 1e-6f, 1);
+        fails += compare(vk, ref, g, &in, o, "group_norm G32 silu [1,128,128,256] (split)", tol);
+        sd_graph_free(g);
+    }
     { /* self attention, 8 heads of 40 (320 ch), 1 head block of 160 (1280 ch) */
         int64_t dims[2] = {320, 1280};
         for (int k = 0; k < 2; k++) {

@@ -38,6 +38,7 @@ struct sd_bgraph {
     uint32_t nqueries;
     int n_dispatch;   /* per replay */
     int has_step_select;
+    VkDeviceSize scratch_off, scratch_size; /* in the arena buffer */
     int64_t step_limit; /* smallest STEP_SELECT table length */
 };
 
@@ -234,6 +235,15 @@ static sdvk_status place_activations(vk_backend *vb, sd_bgraph *bg) {
      * elements, so in f16 mode they get their own space after the arena. */
     VkDeviceSize arena = d->f16 ? (g->arena_size / 2 + 255) / 256 * 256 : g->arena_size;
     VkDeviceSize top = arena;
+    /* device scratch after the arena, shared by the nodes that need one */
+    bg->scratch_size = 0;
+    for (int k = 0; k < g->nn; k++) {
+        VkDeviceSize sc = sd_vk_node_scratch(g, &g->n[k]);
+        if (sc > bg->scratch_size)
+            bg->scratch_size = sc;
+    }
+    bg->scratch_off = top;
+    top += (bg->scratch_size + 255) / 256 * 256;
     VkDeviceSize *ioff = calloc((size_t)g->nt, sizeof *ioff);
     if (!ioff)
         return sd_err(SDVK_ERR_OOM, "vulkan: out of memory");
@@ -436,9 +446,13 @@ static sdvk_status record(vk_backend *vb, sd_bgraph *bg) {
                        .nbufs = bg->nbufs,
                        .state_buf = BUF_STATE,
                        .dummy_buf = BUF_AUX,
+                       .scratch_buf = BUF_ARENA,
+                       .scratch_off = bg->scratch_off,
+                       .scratch_size = bg->scratch_size,
                        .cb = cb};
         for (int k = 0; k < g->nn && s == SDVK_OK; k++) {
             r.set = sets[k];
+            r.set_written = 0;
             s = sd_vk_record_node(&r, &g->n[k], bg->aux_off[k]);
             if (s != SDVK_OK)
                 sd_err_prefix(s, "node %d (%s)", k, sd_op_name(g->n[k].op));
@@ -449,6 +463,7 @@ static sdvk_status record(vk_backend *vb, sd_bgraph *bg) {
         bg->n_dispatch = r.n_dispatch;
         if (s == SDVK_OK) {
             r.set = sets[g->nn];
+            r.set_written = 0;
             s = sd_vk_record_advance(&r);
         }
         if (s == SDVK_OK && bg->qpool)

@@ -109,6 +109,9 @@ typedef struct sd_vk_rec {
     int dummy_buf;         /* the aux buffer: host-made tables; bound to unused bindings */
     VkCommandBuffer cb;
     VkDescriptorSet set;   /* this node's set (written by sd_vk_record_node) */
+    int set_written;       /* the set is written once per node, before it is bound */
+    int scratch_buf;       /* device scratch (split group norm statistics) */
+    VkDeviceSize scratch_off, scratch_size;
     int n_dispatch;
 } sd_vk_rec;
 
@@ -116,6 +119,8 @@ typedef struct sd_vk_rec {
  * byte offset of the node's host-made table in the aux buffer (timestep
  * frequencies), else unused. */
 sdvk_status sd_vk_record_node(sd_vk_rec *r, const sd_node *n, VkDeviceSize aux_off);
+/* Scratch bytes the node needs (split group norm), 0 when none. */
+VkDeviceSize sd_vk_node_scratch(const sd_graph *g, const sd_node *n);
 /* Records the step-counter advance. */
 sdvk_status sd_vk_record_advance(sd_vk_rec *r);
 /* Per-node weight layout wanted at upload: 1 = conv weight re-laid to

@@ -46,19 +46,24 @@ static sdvk_status dispatch(sd_vk_rec *r, node_io *io, const char *shader, const
                       shader, gx, gy, gz);
     VkPipeline p;
     SD_TRY(sd_vk_pipeline_get(r->d, shader, spec, nspec, &p));
-    io->bi[5] = (VkDescriptorBufferInfo){r->bufs[r->state_buf].buf, 0, VK_WHOLE_SIZE};
-    for (int i = 0; i < SD_VK_BINDINGS; i++)
-        if (!io->bi[i].buffer)
-            io->bi[i] = (VkDescriptorBufferInfo){r->bufs[r->dummy_buf].buf, 0, VK_WHOLE_SIZE};
-    VkWriteDescriptorSet w[SD_VK_BINDINGS];
-    for (int i = 0; i < SD_VK_BINDINGS; i++)
-        w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
-                                      .dstSet = r->set,
-                                      .dstBinding = (uint32_t)i,
-                                      .descriptorCount = 1,
-                                      .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                      .pBufferInfo = &io->bi[i]};
-    vkUpdateDescriptorSets(r->d->dev, SD_VK_BINDINGS, w, 0, NULL);
+    /* A set may not change once bound in a recording command buffer, so a
+     * node's dispatches (split group norm has three) share one write. */
+    if (!r->set_written) {
+        io->bi[5] = (VkDescriptorBufferInfo){r->bufs[r->state_buf].buf, 0, VK_WHOLE_SIZE};
+        for (int i = 0; i < SD_VK_BINDINGS; i++)
+            if (!io->bi[i].buffer)
+                io->bi[i] = (VkDescriptorBufferInfo){r->bufs[r->dummy_buf].buf, 0, VK_WHOLE_SIZE};
+        VkWriteDescriptorSet w[SD_VK_BINDINGS];
+        for (int i = 0; i < SD_VK_BINDINGS; i++)
+            w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+                                          .dstSet = r->set,
+                                          .dstBinding = (uint32_t)i,
+                                          .descriptorCount = 1,
+                                          .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                          .pBufferInfo = &io->bi[i]};
+        vkUpdateDescriptorSets(r->d->dev, SD_VK_BINDINGS, w, 0, NULL);
+        r->set_written = 1;
+    }
     vkCmdBindPipeline(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p);
     vkCmdBindDescriptorSets(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, r->d->playout, 0, 1, &r->set, 0,
                             NULL);
@@ -120,32 +125,83 @@ static sdvk_status rec_matmul(sd_vk_rec *r, const sd_node *n) {
                     ceil_div(pc.M, 64), 1);
 }
 
+/* Group shape of a norm node: rows (batch, or rows for layer norm), groups,
+ * spatial size S, channels C. */
+static void norm_shape(const sd_graph *g, const sd_node *n, int64_t *rows, uint32_t *G, uint32_t *S,
+                       uint32_t *C) {
+    const sd_tensor *X = &g->t[n->in[0]];
+    int64_t c = X->ne[X->ndim - 1];
+    if (n->op == SD_OP_GROUP_NORM) {
+        *rows = X->ne[0];
+        *G = (uint32_t)n->i[0];
+        *S = (uint32_t)(sd_tensor_nelem(X) / (X->ne[0] * c));
+    } else { /* layer norm: every row is one "group" of C channels */
+        *rows = sd_tensor_nelem(X) / c;
+        *G = 1;
+        *S = 1;
+    }
+    *C = (uint32_t)c;
+}
+
+/* Groups above this many elements are split over several workgroups. */
+#define NORM_SPLIT_ABOVE 65536u
+#define NORM_CHUNK 16384u
+
+static void norm_split(uint32_t n, uint32_t *chunks, uint32_t *chunk) {
+    *chunk = NORM_CHUNK;
+    *chunks = ceil_div(n, *chunk);
+    if (*chunks > 1024) {
+        *chunks = 1024;
+        *chunk = ceil_div(n, 1024);
+    }
+}
+
+VkDeviceSize sd_vk_node_scratch(const sd_graph *g, const sd_node *n) {
+    if (n->op != SD_OP_GROUP_NORM && n->op != SD_OP_LAYER_NORM)
+        return 0;
+    int64_t rows;
+    uint32_t G, S, C, chunks, chunk;
+    norm_shape(g, n, &rows, &G, &S, &C);
+    uint64_t len = (uint64_t)S * (C / G);
+    if (len <= NORM_SPLIT_ABOVE)
+        return 0;
+    norm_split((uint32_t)len, &chunks, &chunk);
+    return ((VkDeviceSize)rows * G * chunks * 2 + (VkDeviceSize)rows * G * 2) * 4;
+}
+
 static sdvk_status rec_norm(sd_vk_rec *r, const sd_node *n) {
-    const sd_tensor *X = &r->g->t[n->in[0]];
     struct {
         uint32_t S, C, G, Cg, oo, ox, og, ob;
         float eps;
+        uint32_t chunks, chunk, osc, ngroups, n_total;
     } pc = {0};
     node_io io = {0};
-    int64_t C = X->ne[X->ndim - 1], rows;
-    if (n->op == SD_OP_GROUP_NORM) {
-        rows = X->ne[0];
-        pc.G = (uint32_t)n->i[0];
-        pc.S = (uint32_t)(sd_tensor_nelem(X) / (rows * C));
-    } else { /* layer norm: every row is one "group" of C channels */
-        rows = sd_tensor_nelem(X) / C;
-        pc.G = 1;
-        pc.S = 1;
-    }
-    pc.C = (uint32_t)C;
-    pc.Cg = (uint32_t)(C / pc.G);
+    int64_t rows;
+    norm_shape(r->g, n, &rows, &pc.G, &pc.S, &pc.C);
+    pc.Cg = pc.C / pc.G;
     pc.eps = n->f[0];
+    pc.ngroups = (uint32_t)(rows * pc.G);
+    pc.n_total = (uint32_t)sd_tensor_nelem(&r->g->t[n->out]);
     SD_TRY(bind_tensor(r, &io, 0, n->out, &pc.oo));
     SD_TRY(bind_tensor(r, &io, 1, n->in[0], &pc.ox));
     SD_TRY(bind_tensor(r, &io, 2, n->in[1], &pc.og));
     SD_TRY(bind_tensor(r, &io, 3, n->in[2], &pc.ob));
-    uint32_t spec[1] = {n->op == SD_OP_GROUP_NORM && n->i[1]};
-    return dispatch(r, &io, "norm", spec, 1, &pc, sizeof pc, (uint32_t)(rows * pc.G), 1, 1);
+    uint32_t silu = n->op == SD_OP_GROUP_NORM && n->i[1];
+    VkDeviceSize need = sd_vk_node_scratch(r->g, n);
+    if (!need) {
+        uint32_t spec[2] = {silu, 0};
+        return dispatch(r, &io, "norm", spec, 2, &pc, sizeof pc, pc.ngroups, 1, 1);
+    }
+    if (need > r->scratch_size)
+        return sd_err(SDVK_ERR_BACKEND, "vulkan: group norm scratch not reserved");
+    norm_split(pc.S * pc.Cg, &pc.chunks, &pc.chunk);
+    io.bi[4] = (VkDescriptorBufferInfo){r->bufs[r->scratch_buf].buf, r->scratch_off, need};
+    pc.osc = 0;
+    uint32_t spec1[2] = {silu, 1}, spec2[2] = {silu, 2}, spec3[2] = {silu, 3};
+    SD_TRY(dispatch(r, &io, "norm", spec1, 2, &pc, sizeof pc, pc.chunks, pc.ngroups, 1));
+    SD_TRY(dispatch(r, &io, "norm", spec2, 2, &pc, sizeof pc, ceil_div(pc.ngroups, 256), 1, 1));
+    uint32_t groups = ceil_div(pc.n_total, 256);
+    return dispatch(r, &io, "norm", spec3, 2, &pc, sizeof pc, groups > 4096 ? 4096 : groups, 1, 1);
 }
 
 static sdvk_status rec_attention(sd_vk_rec *r, const sd_node *n) {
