@@ -92,8 +92,9 @@ static sdvk_status cpu_prepare(sd_backend *b, const sd_graph *g, sd_bgraph **out
             return fail_prep(bg, sd_err(SDVK_ERR_UNSUPPORTED, "cpu (%s): no kernel for op %s (node %d)",
                                         cb->k.isa, sd_op_name(n->op), k));
         }
-        if (n->op == SD_OP_ATTENTION && cb->k.fn[n->op] == sd_ref_attention &&
-            g->t[n->in[0]].ne[2] / n->i[0] > SD_REF_ATTN_MAX_D) {
+        /* Every CPU attention kernel (ref and SIMD) keeps a head's row in
+         * fixed buffers, so the limit holds whatever kernel was chosen. */
+        if (n->op == SD_OP_ATTENTION && g->t[n->in[0]].ne[2] / n->i[0] > SD_REF_ATTN_MAX_D) {
             free(want);
             return fail_prep(bg, sd_err(SDVK_ERR_UNSUPPORTED,
                                         "cpu attention (node %d): head dim %lld above %d", k,
