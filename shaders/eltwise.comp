@@ -18,57 +18,79 @@ TENSOR(2, b)
 TENSOR(3, c)
 TENSOR(4, d)
 layout(std430, binding = 5) buffer State { uint step; } state;
+#if F16
+// In f16 mode, small tensors that only element-wise ops touch (sampler
+// coefficients, timesteps, the latent state) stay fp32 ("wide"): the same
+// bindings aliased as float, chosen per binding by the push constant mask.
+layout(std430, binding = 0) buffer O32 { float outp32[]; };
+layout(std430, binding = 1) buffer A32 { float a32[]; };
+layout(std430, binding = 2) buffer B32 { float b32[]; };
+layout(std430, binding = 3) buffer C32 { float c32[]; };
+layout(std430, binding = 4) buffer D32 { float d32[]; };
+#define LDW(name, bit, idx) (((p.wide >> bit) & 1u) != 0 ? name##32[idx] : float(name[idx]))
+#else
+#define LDW(name, bit, idx) float(name[idx])
+#endif
 
 layout(push_constant) uniform P {
     uint n;
     uint oo, oa, ob, oc, od;
     uint q[8];
     float f0, f1;
+    uint wide; // bit k: binding k holds fp32 (f16 mode only)
 } p;
 
 float value(uint i) {
-    if (OP == E_COPY) return LD(a[p.oa + i]);
-    if (OP == E_SCALE) return LD(a[p.oa + i]) * p.f0 + p.f1;
-    if (OP == E_GELU) return sd_gelu(LD(a[p.oa + i]));
-    if (OP == E_QUICK_GELU) { float x = LD(a[p.oa + i]); return x * sd_sigmoid(1.702 * x); }
-    if (OP == E_SILU) { float x = LD(a[p.oa + i]); return x * sd_sigmoid(x); }
+    if (OP == E_COPY) return LDW(a, 1, p.oa + i);
+    if (OP == E_SCALE) return LDW(a, 1, p.oa + i) * p.f0 + p.f1;
+    if (OP == E_GELU) return sd_gelu(LDW(a, 1, p.oa + i));
+    if (OP == E_QUICK_GELU) { float x = LDW(a, 1, p.oa + i); return x * sd_sigmoid(1.702 * x); }
+    if (OP == E_SILU) { float x = LDW(a, 1, p.oa + i); return x * sd_sigmoid(x); }
     if (OP == E_GEGLU) {
         uint N = p.q[0], r = i / N, k = i % N;
-        return LD(a[p.oa + r * 2 * N + k]) * sd_gelu(LD(a[p.oa + r * 2 * N + N + k]));
+        return LDW(a, 1, p.oa + r * 2 * N + k) * sd_gelu(LDW(a, 1, p.oa + r * 2 * N + N + k));
     }
     if (OP == E_ADD || OP == E_MUL) {
         // output shape q[0..3] (left-padded with 1), b strides q[4..7] (0 where broadcast)
         uint i3 = i % p.q[3], t = i / p.q[3];
         uint i2 = t % p.q[2]; t /= p.q[2];
         uint i1 = t % p.q[1], i0 = t / p.q[1];
-        float y = LD(b[p.ob + i0 * p.q[4] + i1 * p.q[5] + i2 * p.q[6] + i3 * p.q[7]]);
-        float x = LD(a[p.oa + i]);
+        float y = LDW(b, 2, p.ob + i0 * p.q[4] + i1 * p.q[5] + i2 * p.q[6] + i3 * p.q[7]);
+        float x = LDW(a, 1, p.oa + i);
         return OP == E_ADD ? x + y : x * y;
     }
     if (OP == E_CFG) {
-        float cond = LD(a[p.oa + i]), unc = LD(a[p.oa + p.n + i]);
+        float cond = LDW(a, 1, p.oa + i), unc = LDW(a, 1, p.oa + p.n + i);
         return unc + p.f0 * (cond - unc);
     }
     if (OP == E_SAMPLER)
-        return LD(d[p.od]) * LD(a[p.oa + i]) + LD(d[p.od + 1]) * LD(b[p.ob + i]) +
-               LD(d[p.od + 2]) * LD(c[p.oc + i]);
+        return LDW(d, 4, p.od) * LDW(a, 1, p.oa + i) + LDW(d, 4, p.od + 1) * LDW(b, 2, p.ob + i) +
+               LDW(d, 4, p.od + 2) * LDW(c, 3, p.oc + i);
     if (OP == E_STEP_SELECT) {
         uint s = min(state.step, p.q[0] - 1);  // the host checks the range; never read past
-        return LD(a[p.oa + s * p.n + i]);
+        return LDW(a, 1, p.oa + s * p.n + i);
     }
     if (OP == E_UPSAMPLE) {
         uint H = p.q[0], W = p.q[1], C = p.q[2];
         uint ch = i % C, t = i / C;
         uint x = t % (2 * W); t /= 2 * W;
         uint y = t % (2 * H), bb = t / (2 * H);
-        return LD(a[p.oa + ((bb * H + y / 2) * W + x / 2) * C + ch]);
+        return LDW(a, 1, p.oa + ((bb * H + y / 2) * W + x / 2) * C + ch);
     }
     // E_CONCAT: chunks of q[0] (from a) then q[1] (from b) elements per outer index
     uint tot = p.q[0] + p.q[1], o = i / tot, r = i % tot;
-    return r < p.q[0] ? LD(a[p.oa + o * p.q[0] + r]) : LD(b[p.ob + o * p.q[1] + r - p.q[0]]);
+    return r < p.q[0] ? LDW(a, 1, p.oa + o * p.q[0] + r) : LDW(b, 2, p.ob + o * p.q[1] + r - p.q[0]);
 }
 
 void main() {
     uint stride = gl_NumWorkGroups.x * 256;
-    for (uint i = gl_GlobalInvocationID.x; i < p.n; i += stride) outp[p.oo + i] = ST(value(i));
+    for (uint i = gl_GlobalInvocationID.x; i < p.n; i += stride) {
+#if F16
+        if ((p.wide & 1u) != 0) {
+            outp32[p.oo + i] = value(i);
+            continue;
+        }
+#endif
+        outp[p.oo + i] = ST(value(i));
+    }
 }

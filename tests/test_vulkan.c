@@ -56,6 +56,12 @@ static sd_backend *make_vk(int precision, int *fatal) {
         o.device_index = atoi(idx);
     sdvk_status s = sd_backend_vulkan_create(&o, &b);
     *fatal = 0;
+    if (s == SDVK_ERR_UNSUPPORTED && strstr(sdvk_last_error(), "VK_LAYER_KHRONOS_validation")) {
+        /* still test the backend, just without the layer's checks */
+        printf("WARNING: %s; running without validation\n", sdvk_last_error());
+        o.validation = 0;
+        s = sd_backend_vulkan_create(&o, &b);
+    }
     if (s == SDVK_ERR_UNSUPPORTED) {
         printf("no usable Vulkan device (%s)\n", sdvk_last_error());
         return NULL;
@@ -415,7 +421,9 @@ static int test_replay(int precision) {
         fprintf(stderr, "FAIL replay: %s\n", sdvk_last_error());
         goto done;
     }
-    double e = rel_l2(dev, host, N), tol = precision == 2 ? 1e-2 : 1e-5;
+    /* Only element-wise ops touch this state, so f16 mode keeps it fp32
+     * ("wide" tensors): the same tolerance applies in both precisions. */
+    double e = rel_l2(dev, host, N), tol = 1e-5;
     printf("replay: 5 steps in one run, rel_err %.3e (tol %.0e), callbacks %d, last step %d, "
            "out-of-range run -> %s\n",
            e, tol, cs.calls, cs.last, sdvk_status_str(bad));

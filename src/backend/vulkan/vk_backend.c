@@ -228,6 +228,18 @@ static sdvk_status add_buf(vk_backend *vb, sd_bgraph *bg, VkDeviceSize size, int
     return SDVK_OK;
 }
 
+/* Ops whose shaders can read and write fp32 tensors in f16 mode. */
+static int wide_capable(sd_op op) {
+    switch (op) {
+    case SD_OP_MATMUL:
+    case SD_OP_CONV2D:
+    case SD_OP_GROUP_NORM:
+    case SD_OP_LAYER_NORM:
+    case SD_OP_ATTENTION: return 0;
+    default: return 1;
+    }
+}
+
 static sdvk_status place_activations(vk_backend *vb, sd_bgraph *bg) {
     const sd_graph *g = bg->g;
     sd_vk_dev *d = &vb->d;
@@ -247,9 +259,33 @@ static sdvk_status place_activations(vk_backend *vb, sd_bgraph *bg) {
     VkDeviceSize *ioff = calloc((size_t)g->nt, sizeof *ioff);
     if (!ioff)
         return sd_err(SDVK_ERR_OOM, "vulkan: out of memory");
+    /* f16 mode: small tensors that only element-wise ops produce and read
+     * (sampler coefficients, timesteps, the latent carried between steps)
+     * stay fp32 ("wide"), so that f16 rounding does not compound over steps. */
+    unsigned char *wide = calloc((size_t)g->nt, 1);
+    if (!wide) {
+        free(ioff);
+        return sd_err(SDVK_ERR_OOM, "vulkan: out of memory");
+    }
+    if (d->f16) {
+        for (int i = 0; i < g->nt; i++) {
+            const sd_tensor *t = &g->t[i];
+            wide[i] = t->base < 0 && t->kind != SD_T_WEIGHT && t->dtype == SD_F32 &&
+                      sd_tensor_nelem(t) <= (1 << 20);
+        }
+        for (int k = 0; k < g->nn; k++) {
+            const sd_node *n = &g->n[k];
+            if (wide_capable(n->op))
+                continue;
+            wide[sd_graph_root(g, n->out)] = 0;
+            for (int j = 0; j < SD_MAX_IN; j++)
+                if (n->in[j] >= 0)
+                    wide[sd_graph_root(g, n->in[j])] = 0;
+        }
+    }
     for (int i = 0; i < g->nt; i++) {
         const sd_tensor *t = &g->t[i];
-        if (d->f16 && t->kind != SD_T_WEIGHT && t->base < 0 && t->dtype == SD_I32) {
+        if (d->f16 && t->kind != SD_T_WEIGHT && t->base < 0 && (t->dtype == SD_I32 || wide[i])) {
             ioff[i] = top;
             top += (sd_tensor_nbytes(t) + 255) / 256 * 256;
         }
@@ -259,7 +295,7 @@ static sdvk_status place_activations(vk_backend *vb, sd_bgraph *bg) {
         if (t->kind == SD_T_WEIGHT)
             continue;
         int r = sd_graph_root(g, i);
-        if (t->dtype == SD_I32) {
+        if (t->dtype == SD_I32 || wide[r]) {
             bg->loc[i].off = d->f16 ? ioff[r] + (t->offset - g->t[r].offset) : t->offset;
             bg->loc[i].esz = 4;
         } else {
@@ -269,6 +305,7 @@ static sdvk_status place_activations(vk_backend *vb, sd_bgraph *bg) {
         bg->loc[i].buf = BUF_ARENA;
     }
     free(ioff);
+    free(wide);
     if (top > d->max_alloc)
         return sd_err(SDVK_ERR_OOM,
                       "vulkan: the activation arena (%llu MiB) exceeds the device's "

@@ -104,9 +104,16 @@ static int has_instance_ext(const char *name) {
 }
 
 static sdvk_status create_instance(sd_vk_dev *d, int validation) {
+    /* validation: 0 off, 1 required, 2 wanted (skipped with a note when the
+     * layer is missing) */
     SD_TRY(load_vulkan());
     const char *layers[1], *exts[1];
     uint32_t nl = 0, ne = 0;
+    if (validation == 2 && !has_layer("VK_LAYER_KHRONOS_validation")) {
+        sd_log("vulkan: SDVK_VK_VALIDATION is set but VK_LAYER_KHRONOS_validation is not "
+               "installed; running without validation");
+        validation = 0;
+    }
     if (validation) {
         if (!has_layer("VK_LAYER_KHRONOS_validation"))
             return sd_err(SDVK_ERR_UNSUPPORTED,
@@ -378,7 +385,8 @@ static void cache_save(sd_vk_dev *d) {
 sdvk_status sd_vk_dev_init(sd_vk_dev *d, const sd_vulkan_opts *o) {
     memset(d, 0, sizeof *d);
     const char *env_val = getenv("SDVK_VK_VALIDATION");
-    d->validation = o->validation || (env_val && atoi(env_val) > 0);
+    /* 1: asked for by the caller (required); 2: by the environment (best effort) */
+    d->validation = o->validation ? 1 : (env_val && atoi(env_val) > 0) ? 2 : 0;
     d->verbose = o->verbose;
     SD_TRY(create_instance(d, d->validation));
     dev_info *di;

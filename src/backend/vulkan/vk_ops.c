@@ -243,7 +243,14 @@ typedef struct elt_pc {
     uint32_t n, oo, oa, ob, oc, od;
     uint32_t q[8];
     float f0, f1;
+    uint32_t wide;
 } elt_pc;
+
+/* Push-constant bit for binding b when tensor t is an fp32 ("wide") tensor
+ * in f16 mode (see place_activations in vk_backend.c). */
+static uint32_t wide_bit(const sd_vk_rec *r, int t, int b) {
+    return r->d->f16 && r->loc[t].esz == 4 && r->g->t[t].dtype != SD_I32 ? 1u << b : 0;
+}
 
 static sdvk_status rec_eltwise(sd_vk_rec *r, const sd_node *n) {
     const sd_graph *g = r->g;
@@ -296,10 +303,13 @@ static sdvk_status rec_eltwise(sd_vk_rec *r, const sd_node *n) {
         pc.q[1] = (uint32_t)(B->ne[axis] * inner);
     }
     SD_TRY(bind_tensor(r, &io, 0, n->out, &pc.oo));
+    pc.wide = wide_bit(r, n->out, 0);
     uint32_t *offs[4] = {&pc.oa, &pc.ob, &pc.oc, &pc.od};
     for (int k = 0; k < SD_MAX_IN; k++)
-        if (n->in[k] >= 0)
+        if (n->in[k] >= 0) {
             SD_TRY(bind_tensor(r, &io, 1 + k, n->in[k], offs[k]));
+            pc.wide |= wide_bit(r, n->in[k], 1 + k);
+        }
     uint32_t groups = ceil_div(pc.n, 256);
     if (groups > 4096) /* grid-stride loop in the shader covers the rest */
         groups = 4096;
@@ -337,12 +347,13 @@ static sdvk_status bind_table(sd_vk_rec *r, node_io *io, int t, uint32_t *off1, 
 static sdvk_status rec_embed(sd_vk_rec *r, const sd_node *n, VkDeviceSize aux_off) {
     const sd_tensor *O = &r->g->t[n->out];
     struct {
-        uint32_t n, C, V, oo, oids, otab, ofreq, ot, split;
+        uint32_t n, C, V, oo, oids, otab, ofreq, ot, split, wide;
     } pc = {0};
     node_io io = {0};
     pc.n = (uint32_t)sd_tensor_nelem(O);
     pc.C = (uint32_t)O->ne[O->ndim - 1];
     SD_TRY(bind_tensor(r, &io, 0, n->out, &pc.oo));
+    pc.wide = wide_bit(r, n->out, 0);
     uint32_t op = n->op == SD_OP_TIMESTEP_EMBED;
     if (!op) {
         pc.V = (uint32_t)r->g->t[n->in[1]].ne[0];
@@ -353,6 +364,7 @@ static sdvk_status rec_embed(sd_vk_rec *r, const sd_node *n, VkDeviceSize aux_of
         io.bi[3] = (VkDescriptorBufferInfo){r->bufs[r->dummy_buf].buf, 0, VK_WHOLE_SIZE};
         pc.ofreq = (uint32_t)(aux_off / 4);
         SD_TRY(bind_tensor(r, &io, 4, n->in[0], &pc.ot));
+        pc.wide |= wide_bit(r, n->in[0], 4);
     }
     uint32_t groups = ceil_div(pc.n, 256);
     if (groups > 4096)
