@@ -28,17 +28,28 @@ const uint BM = 64, BN = 64, BK = 16;
 shared float As[BK][BM];
 shared float Bs[BK][BN];
 
-float load_a(uint m, uint k) {
+// Conv: the 4 output rows a thread loads never change across K tiles, so
+// their (batch, top-left input pixel) is decoded once; per K tile only the
+// thread's k (fixed kk) is decoded, once for all 4 rows.
+int rb[4], ry[4], rx[4];
+
+void decode_rows(uint m0, uint lid) {
+    for (uint r = 0; r < 4; r++) {
+        uint m = m0 + (lid + 256 * r) / BK;
+        uint ox = m % p.Wo, t2 = m / p.Wo;
+        uint oy = t2 % p.Ho;
+        rb[r] = m < p.M ? int(t2 / p.Ho) : -1;
+        ry[r] = int(oy * p.stride) - int(p.pt);
+        rx[r] = int(ox * p.stride) - int(p.pl);
+    }
+}
+
+float load_a(uint r, uint m, uint k, uint ci, int ky, int kx) {
     if (m >= p.M || k >= p.K) return 0.0;
     if (CONV == 0) return LD(xin[p.ox + m * p.K + k]);
-    uint ci = k % p.Ci, t = k / p.Ci;
-    uint kx = t % p.kw, ky = t / p.kw;
-    uint ox = m % p.Wo, t2 = m / p.Wo;
-    uint oy = t2 % p.Ho, b = t2 / p.Ho;
-    int iy = int(oy * p.stride + ky) - int(p.pt);
-    int ix = int(ox * p.stride + kx) - int(p.pl);
+    int iy = ry[r] + ky, ix = rx[r] + kx;
     if (iy < 0 || ix < 0 || iy >= int(p.H) || ix >= int(p.W)) return 0.0;
-    return LD(xin[p.ox + ((b * p.H + uint(iy)) * p.W + uint(ix)) * p.Ci + ci]);
+    return LD(xin[p.ox + ((uint(rb[r]) * p.H + uint(iy)) * p.W + uint(ix)) * p.Ci + ci]);
 }
 
 void main() {
@@ -49,13 +60,22 @@ void main() {
     for (uint i = 0; i < 4; i++)
         for (uint j = 0; j < 4; j++) acc[i][j] = 0.0;
 
+    if (CONV != 0) decode_rows(m0, lid);
     for (uint k0 = 0; k0 < p.K; k0 += BK) {
         // 64 rows x 16 k per operand: 4 elements per thread, k fastest so
         // neighbouring threads read neighbouring addresses.
+        uint ka = k0 + lid % BK, ci = 0;
+        int ky = 0, kx = 0;
+        if (CONV != 0) {
+            uint t = ka / p.Ci;
+            ci = ka % p.Ci;
+            kx = int(t % p.kw);
+            ky = int(t / p.kw);
+        }
         for (uint r = 0; r < 4; r++) {
             uint e = lid + 256 * r;
             uint row = e / BK, kk = e % BK;
-            As[kk][row] = load_a(m0 + row, k0 + kk);
+            As[kk][row] = load_a(r, m0 + row, k0 + kk, ci, ky, kx);
             uint n = n0 + row, k = k0 + kk;
             Bs[kk][row] = (n < p.N && k < p.K) ? LD(win[p.ow + n * p.K + k]) : 0.0;
         }
