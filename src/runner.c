@@ -34,6 +34,7 @@ sdvk_status sd_cache_finish(sdvk_ctx *ctx, sd_cached *c, sd_graph *g, const int6
     }
     c->g = g;
     memcpy(c->key, key, sizeof c->key);
+    sd_st_release_pages(ctx->model->st);
     return SDVK_OK;
 }
 

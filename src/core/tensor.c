@@ -1,5 +1,24 @@
 #include "tensor.h"
 
+#include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+void sd_host_pageout(const void *p, size_t n) {
+#ifdef MADV_PAGEOUT
+    long ps = sysconf(_SC_PAGESIZE);
+    if (!p || ps <= 0)
+        return;
+    uintptr_t a = ((uintptr_t)p + (uintptr_t)ps - 1) & ~((uintptr_t)ps - 1);
+    uintptr_t b = ((uintptr_t)p + n) & ~((uintptr_t)ps - 1);
+    if (b > a)
+        madvise((void *)a, b - a, MADV_PAGEOUT);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
 const char *sd_dtype_name(sd_dtype t) {
     switch (t) {
     case SD_F32: return "F32";

@@ -81,6 +81,13 @@ static inline uint16_t sd_f32_to_bf16(float f) {
     return (uint16_t)(x >> 16);
 }
 
+/* Hints the kernel to evict the pages wholly inside [p, p+n) (Linux
+ * MADV_PAGEOUT). Contents are kept: clean file pages (an mmapped
+ * checkpoint) are simply re-read if touched again. Backends call it on raw
+ * weights they have copied into their own layout, so a model is not
+ * resident twice. A no-op where unsupported. */
+void sd_host_pageout(const void *p, size_t n);
+
 /* Converts n elements of type t at src to float. */
 void sd_to_f32(float *dst, const void *src, sd_dtype t, size_t n);
 

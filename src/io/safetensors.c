@@ -496,3 +496,11 @@ done:
     json_decref(root);
     return s;
 }
+
+void sd_st_release_pages(const sd_safetensors *st) {
+    /* A private read-only file mapping that was never written: dropped
+     * pages read back from the file if touched again, so this only
+     * trades a possible re-read for resident memory. */
+    if (st && st->map && st->map_size)
+        madvise(st->map, st->map_size, MADV_DONTNEED);
+}

@@ -41,6 +41,11 @@ sdvk_status sd_st_open(const char *path, sd_safetensors **out);
 void sd_st_close(sd_safetensors *st);
 /* NULL if absent. */
 const sd_st_tensor *sd_st_find(const sd_safetensors *st, const char *name);
+/* Drops the mapping's resident pages (they are re-read from the file on
+ * the next access). Called once backends have converted or uploaded the
+ * weights they need, so the raw checkpoint does not stay in memory next to
+ * the backend's own copy. */
+void sd_st_release_pages(const sd_safetensors *st);
 /* Metadata value or NULL. */
 const char *sd_st_meta(const sd_safetensors *st, const char *key);
 

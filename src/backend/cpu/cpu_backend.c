@@ -158,6 +158,7 @@ static sdvk_status cpu_prepare(sd_backend *b, const sd_graph *g, sd_bgraph **out
             memcpy(f, t->data, n * 4); /* unaligned source */
         else
             sd_to_f32(f, t->data, t->dtype, n);
+        sd_host_pageout(t->data, sd_tensor_nbytes(t));
         bg->data[i] = f;
         bg->own[i] = 1;
     }
@@ -179,6 +180,10 @@ static sdvk_status cpu_prepare(sd_backend *b, const sd_graph *g, sd_bgraph **out
             return fail_prep(bg, sd_err(SDVK_ERR_OOM,
                                         "cpu prepare: preparing node %d (%s) failed: out of memory",
                                         k, sd_op_name(n->op)));
+        /* the packed copy replaces the raw checkpoint bytes */
+        for (int j = 0; j < SD_MAX_IN; j++)
+            if (n->in[j] >= 0 && g->t[n->in[j]].kind == SD_T_WEIGHT)
+                sd_host_pageout(g->t[n->in[j]].data, sd_tensor_nbytes(&g->t[n->in[j]]));
     }
     *out = bg;
     return SDVK_OK;
