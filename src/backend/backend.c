@@ -3,6 +3,7 @@
 #include "backend.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "../core/status.h"
 
@@ -16,6 +17,14 @@ sdvk_status sd_backend_create(sdvk_backend_kind kind, const sdvk_options *opt, s
     const char *val = getenv("SDVK_VALIDATION");
     vo.validation = val && *val && *val != '0';
     sdvk_status s = sd_backend_vulkan_create(&vo, out);
+    if (s == SDVK_OK && kind == SDVK_BACKEND_AUTO && (*out)->host_cpu) {
+        sd_log("the only Vulkan device is %s, a software renderer on this CPU; using the native "
+               "CPU backend instead (faster; --backend vulkan forces Vulkan)",
+               (*out)->name + (strncmp((*out)->name, "vulkan: ", 8) ? 0 : 8));
+        sd_backend_destroy(*out);
+        *out = NULL;
+        return sd_backend_cpu_create(threads, NULL, out);
+    }
     if (s == SDVK_OK || kind == SDVK_BACKEND_VULKAN) {
         if (s)
             sd_err_prefix(s, "--backend vulkan");

@@ -42,6 +42,10 @@ typedef struct sd_backend_vtbl {
 struct sd_backend {
     const sd_backend_vtbl *v;
     char name[160]; /* e.g. "cpu (avx512)", "vulkan: NVIDIA H100 (f16)" */
+    /* 1 when the device computes on the host CPU (a software Vulkan driver
+     * such as llvmpipe): --backend auto then prefers the native CPU backend,
+     * which is much faster there. */
+    int host_cpu;
 };
 
 /* CPU backend. isa: NULL/"auto" = best the CPU supports (SDVK_CPU_ISA env

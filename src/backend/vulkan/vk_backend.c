@@ -737,6 +737,7 @@ sdvk_status sd_backend_vulkan_create(const sd_vulkan_opts *o, sd_backend **out) 
     }
     snprintf(vb->base.name, sizeof vb->base.name, "vulkan: %.130s (%s)", vb->d.props.deviceName,
              vb->d.f16 ? "f16" : "f32");
+    vb->base.host_cpu = vb->d.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
     *out = &vb->base;
     return SDVK_OK;
 }
