@@ -6,8 +6,8 @@ pkgs=(cmake gcc make pkg-config zlib1g-dev libutf8proc-dev libjansson-dev libstb
       libvulkan-dev libvulkan-volk-dev glslang-tools spirv-tools
       mesa-vulkan-drivers vulkan-validationlayers vulkan-tools)
 if [ "${1:-}" = "--tests" ]; then
-  # PyTorch reference (golden data tools), NEON cross build under qemu.
-  pkgs+=(python3-numpy gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
+  # Python (tokenizer cross-check), NEON cross build and x86 dispatch tests under qemu.
+  pkgs+=(python3 python3-numpy gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
