@@ -124,26 +124,6 @@ static sdvk_status load_tokenizer(sdvk_ctx *c) {
     return s;
 }
 
-/* A1111 emphasis: scale each token's CLIP output by its weight, then
- * restore the chunk's original mean. Untouched when all weights are 1, so
- * plain prompts give exactly the unweighted context. */
-static void apply_weights(float *z, const float *wts, int n_pos, int width) {
-    int any = 0;
-    for (int i = 0; i < n_pos; i++) any |= wts[i] != 1.0f;
-    if (!any)
-        return;
-    double before = 0, after = 0;
-    int64_t n = (int64_t)n_pos * width;
-    for (int64_t i = 0; i < n; i++) before += z[i];
-    for (int i = 0; i < n_pos; i++)
-        for (int k = 0; k < width; k++) z[(int64_t)i * width + k] *= wts[i];
-    for (int64_t i = 0; i < n; i++) after += z[i];
-    if (after != 0) {
-        float r = (float)(before / after);
-        for (int64_t i = 0; i < n; i++) z[i] *= r;
-    }
-}
-
 /* Context [cond; uncond] (or just cond without CFG) for the prompts. */
 static sdvk_status encode_prompts(sdvk_ctx *c, const sdvk_gen_params *p, int use_cfg, float **ctxv,
                                   int64_t *L) {
@@ -181,10 +161,9 @@ static sdvk_status encode_prompts(sdvk_ctx *c, const sdvk_gen_params *p, int use
         s = sd_run_clip(c, all, rows * k, &z);
     }
     if (!s) {
+        /* A1111 emphasis, per window (plain prompts stay bit-exact) */
         for (int r = 0; r < rows; r++)
-            for (int j = 0; j < k; j++)
-                apply_weights(z + ((int64_t)r * k + j) * 77 * a->width, wts[r] + j * 77, 77,
-                              a->width);
+            sd_apply_prompt_weights(z + (int64_t)r * k * 77 * a->width, wts[r], k, a->width);
         /* [rows*k, 77, W] is already [rows, 77k, W] in memory. */
         *ctxv = z;
         *L = (int64_t)k * 77;
