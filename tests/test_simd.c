@@ -44,6 +44,11 @@ static sd_cpu_kernels g_ref, g_simd;
 static const char *g_isa;
 static sd_pool *g_pool;
 static int g_skip_prep;
+/* Tolerance (relative L2) of packed matmul/conv: 1e-5 for the f32 kernels;
+ * the bf16 kernel rounds both operands to 8 significant bits, and must
+ * also show that error (g_gemm_min), proving the bf16 path really ran. */
+static double g_gemm_tol = 1e-5, g_gemm_min = 0;
+static double g_tol = 1e-5, g_min = 0;
 
 /* Runs node 0..nn-1 of g with kernel table k; inputs are given as f32
  * arrays per input tensor id (in). Returns the output (malloc'd). */
@@ -113,14 +118,28 @@ static void compare(sd_graph *g, float *const *in, int out, const char *what) {
         den += (double)r[i] * r[i];
     }
     double rel = sqrt(num / (den > 0 ? den : 1e-30));
-    if (bad || rel > 1e-5 || den == 0) {
-        printf("FAIL %s [%s]: rel L2 %.3g%s (tolerance 1e-5)\n", what, g_isa, rel, bad ? ", non-finite" : "");
+    if (bad || rel > g_tol || rel < g_min || den == 0) {
+        printf("FAIL %s [%s]: rel L2 %.3g%s (tolerance %g, at least %g)\n", what, g_isa, rel,
+               bad ? ", non-finite" : "", g_tol, g_min);
         g_fail++;
     } else if (getenv("SDVK_TEST_VERBOSE")) {
         printf("ok   %s [%s]: rel L2 %.3g\n", what, g_isa, rel);
     }
     free(r);
     free(s);
+}
+
+/* Packed matmul/conv use the ISA's GEMM tolerance; the unpacked fallback
+ * is exact f32 on every ISA. min_err applies only to depths where bf16
+ * rounding must show (K >= 64). */
+static void gemm_compare(sd_graph *g, float *const *in, int out, const char *what) {
+    if (!g_skip_prep) {
+        g_tol = g_gemm_tol;
+        g_min = g->t[g->n[g->nn - 1].in[1]].ne[1] * (g->t[g->n[g->nn - 1].in[1]].ndim == 4 ? 9 : 1) >= 64
+                    ? g_gemm_min : 0;
+    }
+    compare(g, in, out, what);
+    g_tol = 1e-5, g_min = 0;
 }
 
 static float *rand_f32(int64_t n, float amp) {
@@ -170,7 +189,7 @@ static void test_matmul(int64_t B, int64_t M, int64_t K, int64_t N, sd_dtype dt,
     char what[160];
     snprintf(what, sizeof what, "matmul B=%lld M=%lld K=%lld N=%lld %s bias=%d res=%d", (long long)B,
              (long long)M, (long long)K, (long long)N, sd_dtype_name(dt), bias, res);
-    compare(g, f.in, o, what);
+    gemm_compare(g, f.in, o, what);
     fx_free(&f);
     sd_graph_free(g);
 }
@@ -191,7 +210,7 @@ static void test_conv(int64_t B, int64_t H, int64_t W, int64_t Ci, int64_t Co, i
     snprintf(what, sizeof what, "conv2d B=%lld %lldx%lld Ci=%lld Co=%lld k=%lld s=%d pad=%d,%d,%d,%d %s bias=%d res=%d",
              (long long)B, (long long)H, (long long)W, (long long)Ci, (long long)Co, (long long)k, s, pt, pl,
              pb, pr, sd_dtype_name(dt), bias, res);
-    compare(g, f.in, o, what);
+    gemm_compare(g, f.in, o, what);
     fx_free(&f);
     sd_graph_free(g);
 }
@@ -325,14 +344,34 @@ int main(int argc, char **argv) {
         printf("FAIL: isa 'sse9' accepted or no message\n");
         g_fail++;
     }
-    const char *isas[] = {"scalar", "avx2", "avx512", "neon", "auto"};
+    const char *isas[] = {"scalar", "avx2", "avx512", "avx512bf16", "neon", "auto"};
     int tested = 0;
     for (size_t i = 0; i < sizeof isas / sizeof *isas; i++) {
         g_isa = isas[i];
         sd_cpu_ref_kernels(&g_simd);
+        int is_bf16 = !strcmp(g_isa, "avx512bf16");
         if (sd_cpu_simd_select(g_isa, &g_simd) != SDVK_OK) {
             printf("skip %s: %s\n", g_isa, sdvk_last_error());
+            if (is_bf16) { /* not here: it must be a clean, explained refusal */
+                g_cases++;
+                if (!strstr(sdvk_last_error(), "avx512bf16") || g_simd.fn[SD_OP_MATMUL] != g_ref.fn[SD_OP_MATMUL]) {
+                    printf("FAIL: avx512bf16 refusal without message or with a half-installed table\n");
+                    g_fail++;
+                } else {
+                    printf("avx512bf16: not supported on this CPU/build; refusal checked\n");
+                }
+            }
             continue;
+        }
+        g_gemm_tol = is_bf16 ? 1e-2 : 1e-5;
+        g_gemm_min = is_bf16 ? 1e-4 : 0;
+        /* bf16 changes numerics: auto must never pick it. */
+        if (!strcmp(g_isa, "auto")) {
+            g_cases++;
+            if (!strcmp(g_simd.isa, "avx512bf16")) {
+                printf("FAIL: auto picked avx512bf16\n");
+                g_fail++;
+            }
         }
         /* Test ISA forcing really installs kernels of that ISA. */
         g_cases++;
@@ -353,6 +392,13 @@ int main(int argc, char **argv) {
         }
         printf("isa %s (table: %s)\n", g_isa, g_simd.isa);
         run_all();
+        if (is_bf16) { /* SD depths: K up to 2560 (matmul), 2880 (3x3 conv on 320 ch) */
+            test_matmul(1, 70, 2560, 100, SD_F16, 1, 1);
+            test_matmul(2, 45, 1280, 64, SD_F32, 1, 0);
+            test_matmul(1, 30, 1023, 40, SD_BF16, 0, 1);
+            test_conv(1, 9, 8, 320, 40, 3, 1, 1, 1, 1, 1, SD_F16, 1, 1);
+            test_conv(1, 6, 7, 33, 20, 3, 2, 0, 0, 1, 1, SD_F32, 1, 0);
+        }
         tested++;
     }
     sd_pool_destroy(g_pool);

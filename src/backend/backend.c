@@ -10,6 +10,14 @@
 sdvk_status sd_backend_create(sdvk_backend_kind kind, const sdvk_options *opt, sd_backend **out) {
     *out = NULL;
     const int threads = opt ? opt->n_threads : 0;
+    /* --precision bf16 (3) is the CPU's AVX-512 BF16 GEMM path (for --backend
+     * cpu and auto); without that ISA it is refused, never silently f32. */
+    if (opt && opt->precision == 3 && kind != SDVK_BACKEND_VULKAN) {
+        sdvk_status s = sd_backend_cpu_create(threads, "avx512bf16", out);
+        if (s)
+            sd_err_prefix(s, "--precision bf16 needs a CPU with AVX-512 BF16");
+        return s;
+    }
     if (kind == SDVK_BACKEND_CPU)
         return sd_backend_cpu_create(threads, NULL, out);
     sd_vulkan_opts vo = {opt ? opt->device_index : -1, opt ? opt->precision : 0, 0,

@@ -139,7 +139,7 @@ void sd_simd_gemm_unpacked(const sd_cpu_ctx *c) {
 /* ------------------------------------------------------------ dispatch -- */
 
 typedef struct simd_cpu {
-    int avx2, avx512, neon;
+    int avx2, avx512, avx512bf16, neon;
 } simd_cpu;
 
 static simd_cpu detect(void) {
@@ -163,6 +163,10 @@ static simd_cpu detect(void) {
         vl = (b >> 31) & 1;
     f.avx2 = ymm_os && avx2 && fma && f16c;
     f.avx512 = f.avx2 && zmm_os && f512 && dq && bw && vl;
+    if (f.avx512 && a >= 1) { /* leaf 7 subleaf 0 EAX = last subleaf */
+        __cpuid_count(7, 1, a, b, c, d);
+        f.avx512bf16 = (a >> 5) & 1;
+    }
 #endif
 #if defined(__aarch64__)
     f.neon = (getauxval(AT_HWCAP) & HWCAP_ASIMD) != 0;
@@ -186,9 +190,21 @@ int sd_cpu_simd_select(const char *isa, sd_cpu_kernels *k) {
                           isa);
         }
         pick = isa;
+    } else if (!strcmp(isa, "avx512bf16")) {
+        /* Only on request: bf16 operands change the numerics. */
+#ifdef SDVK_HAVE_AVX512BF16
+        if (!f.avx512bf16)
+            return sd_err(SDVK_ERR_UNSUPPORTED,
+                          "cpu isa 'avx512bf16': this CPU lacks AVX-512 BF16 (CPUID.7.1:EAX bit 5)");
+        pick = isa;
+#else
+        return sd_err(SDVK_ERR_UNSUPPORTED,
+                      "cpu isa 'avx512bf16': this build has no AVX-512 BF16 kernels (compiler lacks "
+                      "-mavx512bf16)");
+#endif
     } else {
         return sd_err(SDVK_ERR_INVALID_ARG,
-                      "cpu isa '%s': unknown (expected auto, ref, scalar, avx2, avx512, neon)", isa);
+                      "cpu isa '%s': unknown (expected auto, ref, scalar, avx2, avx512, avx512bf16, neon)", isa);
     }
     if (!strcmp(pick, "scalar"))
         sd_simd_install_scalar(k);
@@ -197,6 +213,10 @@ int sd_cpu_simd_select(const char *isa, sd_cpu_kernels *k) {
         sd_simd_install_avx2(k);
     else if (!strcmp(pick, "avx512"))
         sd_simd_install_avx512(k);
+#ifdef SDVK_HAVE_AVX512BF16
+    else if (!strcmp(pick, "avx512bf16"))
+        sd_simd_install_avx512bf16(k);
+#endif
 #endif
 #if defined(__aarch64__)
     else if (!strcmp(pick, "neon"))
@@ -204,7 +224,7 @@ int sd_cpu_simd_select(const char *isa, sd_cpu_kernels *k) {
 #endif
     snprintf(k->isa, sizeof k->isa, "%s", pick);
     sd_log_verbose("cpu: %s kernels for matmul, conv2d, attention, group_norm, layer_norm "
-                   "(cpu has avx2=%d avx512=%d neon=%d; asked '%s')",
-                   pick, f.avx2, f.avx512, f.neon, isa);
+                   "(cpu has avx2=%d avx512=%d avx512bf16=%d neon=%d; asked '%s')",
+                   pick, f.avx2, f.avx512, f.avx512bf16, f.neon, isa);
     return SDVK_OK;
 }

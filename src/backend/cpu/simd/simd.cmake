@@ -9,6 +9,15 @@ if(SDVK_SIMD_ARCH MATCHES "^(x86_64|amd64|i[3-6]86|x86)$")
     COMPILE_OPTIONS "-mavx2;-mfma;-mf16c;-fno-trapping-math")
   set_source_files_properties(${SDVK_SIMD_DIR}/gemm_avx512.c PROPERTIES
     COMPILE_OPTIONS "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx2;-mfma;-mf16c;-fno-trapping-math")
+  # AVX-512 BF16 (VDPBF16PS) for --precision bf16, where the compiler has it.
+  include(CheckCCompilerFlag)
+  check_c_compiler_flag(-mavx512bf16 SDVK_CC_AVX512BF16)
+  if(SDVK_CC_AVX512BF16)
+    list(APPEND SDVK_SIMD_SOURCES ${SDVK_SIMD_DIR}/gemm_avx512bf16.c)
+    set_source_files_properties(${SDVK_SIMD_DIR}/gemm_avx512bf16.c PROPERTIES
+      COMPILE_OPTIONS "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx512bf16;-mavx2;-mfma;-mf16c;-fno-trapping-math")
+    target_compile_definitions(sdvk PUBLIC SDVK_HAVE_AVX512BF16=1)
+  endif()
 elseif(SDVK_SIMD_ARCH MATCHES "^(aarch64|arm64)$")
   list(APPEND SDVK_SIMD_SOURCES ${SDVK_SIMD_DIR}/gemm_neon.c)
   set_source_files_properties(${SDVK_SIMD_DIR}/gemm_neon.c PROPERTIES COMPILE_OPTIONS "-fno-trapping-math")

@@ -64,6 +64,14 @@ SIMD_DECLARE_ISA(scalar)
 #if defined(__x86_64__) || defined(__i386__)
 SIMD_DECLARE_ISA(avx2)
 SIMD_DECLARE_ISA(avx512)
+#ifdef SDVK_HAVE_AVX512BF16
+/* AVX-512 BF16 (gemm_avx512bf16.c): the avx512 table with a VDPBF16PS
+ * matmul/conv; never chosen by "auto". Its panels hold bf16 depth pairs
+ * (see the file), packed by this function, not sd_simd_pack_weights. */
+SIMD_DECLARE_ISA(avx512bf16)
+simd_pw *sd_simd_pack_weights_bf16(const void *w, sd_dtype dt, int64_t n, int64_t k, const int64_t *koff,
+                                   const void *bias, sd_dtype bdt);
+#endif
 #endif
 #if defined(__aarch64__)
 SIMD_DECLARE_ISA(neon)
