@@ -19,3 +19,13 @@ if(SDVK_QEMU_X86_64 AND SDVK_TEST_ARCH MATCHES "^(x86_64|amd64)$" AND NOT CMAKE_
     COMMAND ${SDVK_QEMU_X86_64} -cpu Haswell $<TARGET_FILE:test_simd> --expect-auto avx2)
   set_tests_properties(simd_dispatch_no_avx2 simd_dispatch_avx2_only PROPERTIES LABELS "simd" TIMEOUT 600)
 endif()
+
+# --precision bf16 (AVX-512 BF16 GEMM): the tiny model's stages vs the
+# PyTorch goldens at 50x the f32 tolerances (CLIP 5e-3, UNet/VAE 5e-2,
+# sampling 1e-1; measured 3.3e-3, 1.1e-2, 2.4e-2) where the CPU has the
+# ISA; elsewhere test_simd --probe-bf16 checks the refusal is clean (exit 2).
+if(TARGET test_model)
+  add_test(NAME model_stages_bf16 COMMAND sh -c
+    "$<TARGET_FILE:test_simd> --probe-bf16; rc=$?; if [ $rc = 0 ]; then SDVK_CPU_ISA=avx512bf16 exec $<TARGET_FILE:test_model> ${SDVK_TEST_DATA}/tiny cpu 50; fi; [ $rc = 2 ]")
+  set_tests_properties(model_stages_bf16 PROPERTIES LABELS "model;simd" TIMEOUT 300)
+endif()
