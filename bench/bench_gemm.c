@@ -2,7 +2,7 @@
  * measured FMA peak of this machine, and against PyTorch (fp32, same
  * shapes, same thread count) when /usr/bin/python3 has torch.
  *
- *   bench_gemm [--isa avx512|avx2|scalar|neon|auto] [--threads N] [--reps R]
+ *   bench_gemm [--isa avx512|avx512bf16|avx2|scalar|neon|auto] [--threads N] [--reps R]
  *              [--no-torch] [--dtype f32|f16|bf16]
  *
  * Shapes are UNet's largest at 512x512 (64x64 latent, CFG batch 2). */
@@ -317,6 +317,10 @@ int main(int argc, char **argv) {
 #if defined(__x86_64__) || defined(__i386__)
     if (!strcmp(k.isa, "avx512"))
         loop = sd_simd_fma_loop_avx512;
+#ifdef SDVK_HAVE_AVX512BF16
+    else if (!strcmp(k.isa, "avx512bf16")) /* VDPBF16PS peak: 2 products per fp32 lane */
+        loop = sd_simd_fma_loop_avx512bf16;
+#endif
     else if (!strcmp(k.isa, "avx2"))
         loop = sd_simd_fma_loop_avx2;
 #endif
