@@ -336,9 +336,8 @@ static void run_all(void) {
  * else (wrong kernels, unclear refusal). tests/simd.cmake runs the bf16
  * model test on 0 and accepts 2 as the checked refusal. */
 static int probe_bf16(void) {
-    sdvk_options opt;
-    sdvk_options_default(&opt);
-    opt.precision = 3;
+    /* set by hand: the NEON job links only the CPU parts, not the pipeline */
+    sdvk_options opt = {.backend = SDVK_BACKEND_CPU, .device_index = -1, .precision = 3};
     sd_backend *be = NULL;
     sdvk_status s = sd_backend_create(SDVK_BACKEND_CPU, &opt, &be);
     if (s == SDVK_OK) {
