@@ -234,7 +234,7 @@ def main():
     ap.add_argument("--vae-lr", type=float, default=2e-3)
     ap.add_argument("--kl", type=float, default=1e-6)
     ap.add_argument("--n-images", type=int, default=4000)
-    ap.add_argument("--unet-iters", type=int, default=600)
+    ap.add_argument("--unet-iters", type=int, default=1300)
     ap.add_argument("--batch", type=int, default=24)
     ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--drop", type=float, default=0.1)
