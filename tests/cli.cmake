@@ -16,7 +16,7 @@ function(sdvk_cli_test case labels)
 endfunction()
 
 foreach(case
-    no_args help version unknown_flag missing_value stray_arg no_model no_prompt prompt_twice
+    no_args help version unknown_flag missing_value stray_arg no_model demo_default no_prompt prompt_twice
     width_mult8 width_range height_small width_junk steps_zero steps_big steps_overflow
     strength_zero strength_big cfg_abc cfg_nan cfg_inline seed_junk seed_negative threads_neg
     backend_unknown precision_bad vocab_missing vocab_none flag_with_value

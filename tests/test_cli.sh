@@ -11,6 +11,7 @@
 set -u
 SDVK=$1 CHECK=$2 ROOT=$3 DATA=$4 VOCAB=$5 CASE=$6
 TINY=$DATA/tiny
+ROOT_SRC=$(cd "$DATA/../.." && pwd)
 
 WORK=$ROOT/$CASE
 X_PNG=$ROOT/e2e_txt2img/x.png # written by e2e_txt2img (a ctest fixture)
@@ -71,7 +72,15 @@ version)         expect 0 "sdvk " -- "$SDVK" --version ;;
 unknown_flag)    expect 2 "unknown option '--bogus'" -- "$SDVK" $M -p x --bogus ;;
 missing_value)   expect 2 "option --steps needs a value" -- "$SDVK" $M -p x --steps ;;
 stray_arg)       expect 2 "unexpected argument 'cat'" -- "$SDVK" $M -p x cat ;;
-no_model)        expect 2 "-m/--model" -- "$SDVK" -p x ;;
+# without -m the bundled demo model is used; with none found, -m is asked for
+no_model)        expect 2 "-m/--model" -- env SDVK_DEMO_MODEL= "$SDVK" -p x ;;
+demo_default)    if [ -f "$ROOT_SRC/models/demo/sdvk-demo.safetensors" ]; then
+                     expect 0 "demo model" -- env -u SDVK_VOCAB "$SDVK" -p "a red circle on a blue background" -o demo.png --steps 4
+                     "$CHECK" png demo.png 64 64 > /dev/null 2>&1 || { echo "FAIL: demo.png is not a 64x64 PNG"; FAILED=1; }
+                 else
+                     echo "no demo model in this tree: checking that -m is required"
+                     expect 2 "-m/--model" -- "$SDVK" -p x
+                 fi ;;
 no_prompt)       expect 2 "-p/--prompt" -- "$SDVK" $M ;;
 prompt_twice)    expect 2 "both -p/--prompt and prompt words after --" -- "$SDVK" $M -p x -- y ;;
 width_mult8)     expect 2 "-W: 100 is not a multiple of 8" -- "$SDVK" $M -p x -W 100 ;;
