@@ -56,12 +56,16 @@ sdvk_status sd_err_prefix(sdvk_status s, const char *fmt, ...) {
 
 void sd_err_clear(void) { g_msg[0] = 0; }
 
-void sd_log(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
+static void vlog(const char *fmt, va_list ap) {
     fputs("sdvk: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+}
+
+void sd_log(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(fmt, ap);
     va_end(ap);
 }
 
@@ -70,8 +74,6 @@ void sd_log_verbose(const char *fmt, ...) {
         return;
     va_list ap;
     va_start(ap, fmt);
-    fputs("sdvk: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vlog(fmt, ap);
     va_end(ap);
 }

@@ -20,15 +20,10 @@
 #endif
 #endif
 
-simd_pw *sd_simd_pack_weights(const void *w, sd_dtype dt, int64_t n, int64_t k, const int64_t *koff,
-                              const void *bias, sd_dtype bdt, int nr) {
-    if (dt != SD_F32 && dt != SD_F16 && dt != SD_BF16)
-        return NULL;
-    size_t es = sd_dtype_size(dt);
-    int64_t npan = (n + nr - 1) / nr;
+simd_pw *sd_simd_pw_alloc(int64_t n, int64_t k, int nr, sd_dtype dt, const void *bias,
+                          sd_dtype bdt, size_t pbytes) {
     size_t head = (sizeof(simd_pw) + 63) / 64 * 64;
     size_t bbytes = bias ? ((size_t)n * 4 + 63) / 64 * 64 : 0;
-    size_t pbytes = (size_t)npan * (size_t)k * (size_t)nr * es;
     size_t total = (head + bbytes + pbytes + 63) / 64 * 64;
     unsigned char *blk = aligned_alloc(64, total ? total : 64);
     if (!blk)
@@ -42,6 +37,18 @@ simd_pw *sd_simd_pack_weights(const void *w, sd_dtype dt, int64_t n, int64_t k, 
     pw->panels = blk + head + bbytes;
     if (bias)
         sd_to_f32(pw->bias, bias, bdt, (size_t)n);
+    return pw;
+}
+
+simd_pw *sd_simd_pack_weights(const void *w, sd_dtype dt, int64_t n, int64_t k, const int64_t *koff,
+                              const void *bias, sd_dtype bdt, int nr) {
+    if (dt != SD_F32 && dt != SD_F16 && dt != SD_BF16)
+        return NULL;
+    size_t es = sd_dtype_size(dt);
+    int64_t npan = (n + nr - 1) / nr;
+    simd_pw *pw = sd_simd_pw_alloc(n, k, nr, dt, bias, bdt, (size_t)npan * (size_t)k * (size_t)nr * es);
+    if (!pw)
+        return NULL;
     /* Panel p, depth kk, column c <- w[p*nr + c][koff[kk]]; raw bits are
      * copied, so no rounding happens here. */
     for (int64_t p = 0; p < npan; p++) {

@@ -39,22 +39,10 @@ simd_pw *sd_simd_pack_weights_bf16(const void *w, sd_dtype dt, int64_t n, int64_
     if (dt != SD_F32 && dt != SD_F16 && dt != SD_BF16)
         return NULL;
     int64_t npan = (n + NR - 1) / NR, kp = (k + 1) / 2;
-    size_t head = (sizeof(simd_pw) + 63) / 64 * 64;
-    size_t bbytes = bias ? ((size_t)n * 4 + 63) / 64 * 64 : 0;
     size_t pbytes = (size_t)npan * (size_t)kp * NR * 2 * sizeof(uint16_t);
-    size_t total = (head + bbytes + pbytes + 63) / 64 * 64;
-    unsigned char *blk = aligned_alloc(64, total ? total : 64);
-    if (!blk)
+    simd_pw *pw = sd_simd_pw_alloc(n, k, NR, SD_BF16, bias, bdt, pbytes);
+    if (!pw)
         return NULL;
-    simd_pw *pw = (simd_pw *)blk;
-    pw->n = n;
-    pw->k = k;
-    pw->nr = NR;
-    pw->dtype = SD_BF16;
-    pw->bias = bias ? (float *)(blk + head) : NULL;
-    pw->panels = blk + head + bbytes;
-    if (bias)
-        sd_to_f32(pw->bias, bias, bdt, (size_t)n);
     uint16_t *pan = pw->panels;
     memset(pan, 0, pbytes); /* padding columns and the odd depth slot */
     size_t es = sd_dtype_size(dt);

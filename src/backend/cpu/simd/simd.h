@@ -36,6 +36,10 @@ typedef struct simd_pw {
  * conv, koff maps GEMM depth index -> element offset inside a weight row
  * (NULL = identity). Bias (raw, dtype bdt) may be NULL. Returns a single
  * free()-able block, or NULL when out of memory. */
+/* One 64-byte aligned block (freed with free()): the header, the bias as
+ * f32 (when given), then pbytes of panels for the caller to fill. */
+simd_pw *sd_simd_pw_alloc(int64_t n, int64_t k, int nr, sd_dtype dt, const void *bias,
+                          sd_dtype bdt, size_t pbytes);
 simd_pw *sd_simd_pack_weights(const void *w, sd_dtype dt, int64_t n, int64_t k, const int64_t *koff,
                               const void *bias, sd_dtype bdt, int nr);
 
