@@ -85,6 +85,27 @@ static sdvk_status need_net(int present, const sdvk_ctx *ctx, const char *what) 
     return SDVK_OK;
 }
 
+/* A graph with one input and one output (CLIP, VAE decode/encode), built by
+ * `build` on a cache miss and run once on `in`. */
+typedef int (*build1_fn)(sd_graph *g, const sd_model *m, int in);
+
+static sdvk_status run1(sdvk_ctx *ctx, sd_cached *c, const int64_t key[8], sd_dtype dt,
+                        int ndim, const int64_t *ne, const char *name, build1_fn build,
+                        const void *in, float **out) {
+    if (!sd_cache_hit(c, key)) {
+        sd_cache_drop(ctx, c);
+        sd_graph *g = sd_graph_new();
+        if (!g)
+            return sd_err(SDVK_ERR_OOM, "out of memory");
+        c->in[0] = sd_graph_input(g, dt, ndim, ne, name);
+        c->out = sd_graph_output(g, build(g, ctx->model, c->in[0]));
+        SD_TRY(sd_cache_finish(ctx, c, g, key));
+    }
+    SD_TRY(write_in(ctx, c, c->in[0], in));
+    SD_TRY(ctx->be->v->run(ctx->be, c->bg, 0, 1, NULL, NULL));
+    return read_out(ctx, c, c->out, out);
+}
+
 sdvk_status sd_run_clip(sdvk_ctx *ctx, const int32_t *ids, int batch, float **out) {
     const sd_clip_arch *a = &ctx->model->clip;
     SD_TRY(need_net(a->present, ctx, "CLIP text encoder"));
@@ -92,21 +113,8 @@ sdvk_status sd_run_clip(sdvk_ctx *ctx, const int32_t *ids, int batch, float **ou
         if (ids[i] < 0 || ids[i] >= a->vocab)
             return sd_err(SDVK_ERR_INVALID_ARG, "token id %d at position %lld is outside the "
                           "model's vocabulary (0..%d)", ids[i], (long long)i, a->vocab - 1);
-    int64_t key[8] = {batch};
-    sd_cached *c = &ctx->clip;
-    if (!sd_cache_hit(c, key)) {
-        sd_cache_drop(ctx, c);
-        sd_graph *g = sd_graph_new();
-        if (!g)
-            return sd_err(SDVK_ERR_OOM, "out of memory");
-        int64_t ne[2] = {batch, a->n_pos};
-        c->in[0] = sd_graph_input(g, SD_I32, 2, ne, "tokens");
-        c->out = sd_graph_output(g, sd_clip_build(g, ctx->model, c->in[0]));
-        SD_TRY(sd_cache_finish(ctx, c, g, key));
-    }
-    SD_TRY(write_in(ctx, c, c->in[0], ids));
-    SD_TRY(ctx->be->v->run(ctx->be, c->bg, 0, 1, NULL, NULL));
-    return read_out(ctx, c, c->out, out);
+    int64_t key[8] = {batch}, ne[2] = {batch, a->n_pos};
+    return run1(ctx, &ctx->clip, key, SD_I32, 2, ne, "tokens", sd_clip_build, ids, out);
 }
 
 static sdvk_status check_latent(const sdvk_ctx *ctx, int64_t h, int64_t w) {
@@ -246,40 +254,14 @@ sdvk_status sd_run_vae_decode(sdvk_ctx *ctx, const float *z, int64_t B, int64_t 
                               float **img) {
     const sd_vae_arch *a = &ctx->model->vae;
     SD_TRY(need_net(a->has_decoder, ctx, "VAE decoder"));
-    int64_t key[8] = {B, h, w};
-    sd_cached *c = &ctx->dec;
-    if (!sd_cache_hit(c, key)) {
-        sd_cache_drop(ctx, c);
-        sd_graph *g = sd_graph_new();
-        if (!g)
-            return sd_err(SDVK_ERR_OOM, "out of memory");
-        int64_t ne[4] = {B, h, w, a->z_ch};
-        c->in[0] = sd_graph_input(g, SD_F32, 4, ne, "latent");
-        c->out = sd_graph_output(g, sd_vae_decode_build(g, ctx->model, c->in[0]));
-        SD_TRY(sd_cache_finish(ctx, c, g, key));
-    }
-    SD_TRY(write_in(ctx, c, c->in[0], z));
-    SD_TRY(ctx->be->v->run(ctx->be, c->bg, 0, 1, NULL, NULL));
-    return read_out(ctx, c, c->out, img);
+    int64_t key[8] = {B, h, w}, ne[4] = {B, h, w, a->z_ch};
+    return run1(ctx, &ctx->dec, key, SD_F32, 4, ne, "latent", sd_vae_decode_build, z, img);
 }
 
 sdvk_status sd_run_vae_encode(sdvk_ctx *ctx, const float *img, int64_t B, int64_t H, int64_t W,
                               float **z) {
     const sd_vae_arch *a = &ctx->model->vae;
     SD_TRY(need_net(a->has_encoder, ctx, "VAE encoder"));
-    int64_t key[8] = {B, H, W};
-    sd_cached *c = &ctx->enc;
-    if (!sd_cache_hit(c, key)) {
-        sd_cache_drop(ctx, c);
-        sd_graph *g = sd_graph_new();
-        if (!g)
-            return sd_err(SDVK_ERR_OOM, "out of memory");
-        int64_t ne[4] = {B, H, W, a->img_ch};
-        c->in[0] = sd_graph_input(g, SD_F32, 4, ne, "image");
-        c->out = sd_graph_output(g, sd_vae_encode_build(g, ctx->model, c->in[0]));
-        SD_TRY(sd_cache_finish(ctx, c, g, key));
-    }
-    SD_TRY(write_in(ctx, c, c->in[0], img));
-    SD_TRY(ctx->be->v->run(ctx->be, c->bg, 0, 1, NULL, NULL));
-    return read_out(ctx, c, c->out, z);
+    int64_t key[8] = {B, H, W}, ne[4] = {B, H, W, a->img_ch};
+    return run1(ctx, &ctx->enc, key, SD_F32, 4, ne, "image", sd_vae_encode_build, img, z);
 }

@@ -44,14 +44,12 @@ static int resblock(unet_b *u, int h, const char *pre) {
 
 static int attn(unet_b *u, int x, int ctx, const char *pre, int heads) {
     sd_graph *g = u->g;
-    char p[160];
     int64_t c = g->t[x].ne[2];
     float scale = 1.0f / sqrtf((float)(c / heads));
-    snprintf(p, sizeof p, "%s", pre);
-    int q = sd_matmul(g, x, w(u, p, "to_q.weight"), -1, -1);
-    int src = ctx >= 0 ? ctx : x;
-    int k = sd_matmul(g, src, w(u, p, "to_k.weight"), -1, -1);
-    int v = sd_matmul(g, src, w(u, p, "to_v.weight"), -1, -1);
+    int q = sd_matmul(g, x, w(u, pre, "to_q.weight"), -1, -1);
+    int src = ctx >= 0 ? ctx : x; /* self attention without a context */
+    int k = sd_matmul(g, src, w(u, pre, "to_k.weight"), -1, -1);
+    int v = sd_matmul(g, src, w(u, pre, "to_v.weight"), -1, -1);
     return sd_attention(g, q, k, v, heads, 0, scale);
 }
 
