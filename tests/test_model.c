@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/npy.h"
+#include "io/safetensors.h"
 #include "stage.h"
 
 static const char *dir;
@@ -157,6 +159,51 @@ int main(int argc, char **argv) {
     sd_npy_free(&x0);
     sd_npy_free(&nz);
     sdvk_destroy(ctx);
+
+    /* A checkpoint missing one tensor deep inside the UNet: a clear error
+     * naming the key, no crash (ASan runs this too). */
+    sd_safetensors *st;
+    const char *gone = "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight";
+    if (sd_st_open(model, &st) == SDVK_OK) {
+        sd_st_write_item *items = calloc((size_t)st->n, sizeof *items);
+        int n = 0;
+        for (int i = 0; i < st->n; i++) {
+            const sd_st_tensor *t = &st->t[i];
+            if (!t->supported || !strcmp(t->name, gone))
+                continue;
+            items[n].name = t->name;
+            items[n].dtype = t->dtype;
+            items[n].ndim = t->ndim;
+            memcpy(items[n].ne, t->ne, sizeof t->ne);
+            items[n].data = t->data;
+            n++;
+        }
+        char cut[] = "/tmp/sdvk_missing_XXXXXX";
+        int fd = mkstemp(cut);
+        if (fd >= 0)
+            close(fd);
+        const char *meta[] = {"sdvk.clip.num_heads", sd_st_meta(st, "sdvk.clip.num_heads")};
+        sdvk_status ws = sd_st_write(cut, items, n, meta, meta[1] ? 1 : 0);
+        sd_st_close(st);
+        free(items);
+        sdvk_ctx *c2 = NULL;
+        sd_npy l = load("unet_latent_b1.npy"), c = load("unet_context_b1.npy");
+        s = ws ? ws : sdvk_create(cut, &opt, &c2);
+        if (!s)
+            s = sd_stage_unet(c2, l.data, l.ne, 500, c.data, c.ne, &out, ne);
+        int ok = s == SDVK_ERR_MODEL && strstr(sdvk_last_error(), gone);
+        printf("%s missing tensor: %s\n", ok ? "ok  " : "FAIL", sdvk_last_error());
+        failures += !ok;
+        if (!s)
+            free(out);
+        sdvk_destroy(c2);
+        sd_npy_free(&l);
+        sd_npy_free(&c);
+        remove(cut);
+    } else {
+        printf("FAIL reopen: %s\n", sdvk_last_error());
+        failures++;
+    }
     printf("%d failure(s)\n", failures);
     return failures ? 1 : 0;
 }

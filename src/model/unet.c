@@ -44,6 +44,8 @@ static int resblock(unet_b *u, int h, const char *pre) {
 
 static int attn(unet_b *u, int x, int ctx, const char *pre, int heads) {
     sd_graph *g = u->g;
+    if (x < 0)
+        return -1; /* an earlier op failed: its error is recorded */
     int64_t c = g->t[x].ne[2];
     float scale = 1.0f / sqrtf((float)(c / heads));
     int q = sd_matmul(g, x, w(u, pre, "to_q.weight"), -1, -1);
