@@ -58,6 +58,10 @@ typedef struct sdvk_options {
     int verbose;            /* 1: log backend choices and timings to stderr */
     int device_index;       /* Vulkan device; -1 = best */
     int precision;          /* 0 auto, 1 f32, 2 f16, 3 bf16 (backend dependent) */
+    int keep_graphs;        /* 1: keep CLIP, UNet and VAE prepared between and
+                               during generations (faster repeated calls, more
+                               memory); 0: release each network once a
+                               generation is done with it (lower peak memory) */
 } sdvk_options;
 
 void sdvk_options_default(sdvk_options *opt);

@@ -234,6 +234,8 @@ static sdvk_status generate(sdvk_ctx *c, const sdvk_gen_params *p, const sdvk_im
                     px[i] = init->data[i] / 127.5f - 1.0f;
                 s = sd_run_vae_encode(c, px, 1, p->height, p->width, &z0);
                 free(px);
+                if (!c->opt.keep_graphs)
+                    sd_cache_drop(c, &c->enc);
             }
             if (!s) {
                 double ab = sch.alpha_bar[sch.t[first]];
@@ -251,8 +253,14 @@ static sdvk_status generate(sdvk_ctx *c, const sdvk_gen_params *p, const sdvk_im
     if (!s)
         s = sd_run_sample(c, x, 1, h, w, ctxv, L, p->steps, first, p->cfg_scale, table,
                           p->progress, p->progress_user);
+    if (!c->opt.keep_graphs) { /* free CLIP and the UNet before the VAE needs memory */
+        sd_cache_drop(c, &c->clip);
+        sd_cache_drop(c, &c->sample);
+    }
     if (!s)
         s = sd_run_vae_decode(c, x, 1, h, w, &img);
+    if (!c->opt.keep_graphs)
+        sd_cache_drop(c, &c->dec);
     if (!s)
         s = to_rgb8(c, img, p->width, p->height, out);
     sd_ddpm_free(&sch);
