@@ -49,6 +49,7 @@ int main(int argc, char **argv) {
     sdvk_options_default(&opt);
     opt.backend = SDVK_BACKEND_CPU;
     opt.vocab_path = argv[2];
+    opt.keep_graphs = 1; /* the long-prompt check inspects the cached sampler graph */
     sdvk_ctx *ctx;
     sd_tokenizer *tok;
     if (sdvk_create(argv[1], &opt, &ctx) || sd_tokenizer_load(argv[2], &tok)) {
