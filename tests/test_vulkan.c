@@ -355,7 +355,7 @@ static int test_big_table(int precision) {
 /* One recorded graph, replayed n steps in one run: the step index comes
  * from the device counter (STEP_SELECT), state carries over by COPY. */
 typedef struct cb_state {
-    int calls, last;
+    int calls, last, cancel_at;
 } cb_state;
 static int on_step(void *user, int step) {
     cb_state *c = user;
@@ -364,7 +364,7 @@ static int on_step(void *user, int step) {
     else
         c->last = step;
     c->calls++;
-    return 0;
+    return c->cancel_at > 0 && step == c->cancel_at;
 }
 
 static int test_replay(int precision) {
@@ -404,7 +404,7 @@ static int test_replay(int precision) {
         fprintf(stderr, "FAIL replay: prepare: %s\n", sdvk_last_error());
         goto done;
     }
-    cb_state cs = {0, 0};
+    cb_state cs = {0, 0, 0}, cc = {0, 0, 3};
     sdvk_status s = vk->v->write(vk, bg, x, x0, sizeof x0);
     if (!s)
         s = vk->v->write(vk, bg, coef_t, ct, sizeof ct);
@@ -416,6 +416,8 @@ static int test_replay(int precision) {
         s = vk->v->read(vk, bg, x, dev, sizeof dev);
     /* a run past the step table must be refused, not read out of bounds */
     sdvk_status bad = s ? SDVK_OK : vk->v->run(vk, bg, 3, S, NULL, NULL);
+    /* a callback asking to stop at step 3: no callback after it, CANCELLED */
+    sdvk_status cancelled = s ? SDVK_OK : vk->v->run(vk, bg, 1, S - 1, on_step, &cc);
     vk->v->release(vk, bg);
     if (s) {
         fprintf(stderr, "FAIL replay: %s\n", sdvk_last_error());
@@ -425,9 +427,10 @@ static int test_replay(int precision) {
      * ("wide" tensors): the same tolerance applies in both precisions. */
     double e = rel_l2(dev, host, N), tol = 1e-5;
     printf("replay: 5 steps in one run, rel_err %.3e (tol %.0e), callbacks %d, last step %d, "
-           "out-of-range run -> %s\n",
-           e, tol, cs.calls, cs.last, sdvk_status_str(bad));
-    rc = !(e <= tol) || cs.calls != S - 1 || cs.last != S - 1 || bad != SDVK_ERR_INVALID_ARG;
+           "out-of-range run -> %s, cancel at step 3 -> %s after %d callbacks\n",
+           e, tol, cs.calls, cs.last, sdvk_status_str(bad), sdvk_status_str(cancelled), cc.calls);
+    rc = !(e <= tol) || cs.calls != S - 1 || cs.last != S - 1 || bad != SDVK_ERR_INVALID_ARG ||
+         cancelled != SDVK_ERR_CANCELLED || cc.calls != 3 || cc.last != 3;
 done:
     sd_graph_free(g);
     sd_backend_destroy(vk);

@@ -24,9 +24,11 @@
 typedef struct sd_backend sd_backend;
 typedef struct sd_bgraph sd_bgraph; /* a graph prepared on one backend */
 
-/* Called after each completed step; return non-zero to stop (the run then
- * returns SDVK_ERR_CANCELLED). Backends that batch steps on the device may
- * call it late, but once per step, in order. */
+/* Called after each completed step, once per step, in order; return non-zero
+ * to stop (the run then returns SDVK_ERR_CANCELLED and calls it no more).
+ * The Vulkan backend queues all n steps in one submit and reports each as
+ * the device finishes it, so a stop takes effect only once the queued steps
+ * are done. */
 typedef int (*sd_step_cb)(void *user, int step);
 
 typedef struct sd_backend_vtbl {

@@ -503,6 +503,14 @@ static sdvk_status record(vk_backend *vb, sd_bgraph *bg) {
             r.set_written = 0;
             s = sd_vk_record_advance(&r);
         }
+        if (s == SDVK_OK) {
+            /* The host polls the step counter during a run (live progress). */
+            VkMemoryBarrier hb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                                  .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+                                  .dstAccessMask = VK_ACCESS_HOST_READ_BIT};
+            vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_HOST_BIT,
+                                 0, 1, &hb, 0, NULL, 0, NULL);
+        }
         if (s == SDVK_OK && bg->qpool)
             vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, bg->qpool, 1);
         sdvk_status se = sd_vk_check(vkEndCommandBuffer(cb), "vkEndCommandBuffer");
@@ -674,9 +682,28 @@ static sdvk_status vk_run(sd_backend *b, sd_bgraph *bg, int first, int n, sd_ste
     sdvk_status s = sd_vk_check(vkResetFences(d->dev, 1, &vb->fence), "vkResetFences");
     if (s == SDVK_OK)
         s = sd_vk_check(vkQueueSubmit(d->queue, 1, &si, vb->fence), "vkQueueSubmit");
-    if (s == SDVK_OK)
-        s = sd_vk_check(vkWaitForFences(d->dev, 1, &vb->fence, VK_TRUE, UINT64_MAX),
-                        "vkWaitForFences (graph run)");
+    /* One fence for the whole run; while waiting, the host polls the
+     * device's step counter and reports each step as it completes, so
+     * progress is live. A cancel asked for by the callback takes effect
+     * when the submitted steps are done (the replays are already queued). */
+    int reported = 0, cancel_at = -1;
+    while (s == SDVK_OK) {
+        VkResult w = vkWaitForFences(d->dev, 1, &vb->fence, VK_TRUE, cb ? 2000000ull : UINT64_MAX);
+        if (w != VK_TIMEOUT && w != VK_SUCCESS) {
+            s = sd_vk_check(w, "vkWaitForFences (graph run)");
+            break;
+        }
+        int done = n;
+        if (w == VK_TIMEOUT) {
+            uint32_t c = *(volatile uint32_t *)bg->bufs[BUF_STATE].map;
+            done = c >= (uint32_t)first && c - (uint32_t)first <= (uint32_t)n ? (int)(c - (uint32_t)first) : 0;
+        }
+        for (; cb && cancel_at < 0 && reported < done; reported++)
+            if (cb(user, first + reported))
+                cancel_at = first + reported;
+        if (w == VK_SUCCESS)
+            break;
+    }
     free(cbs);
     SD_TRY(s);
     vb->n_submits++;
@@ -696,10 +723,8 @@ static sdvk_status vk_run(sd_backend *b, sd_bgraph *bg, int first, int n, sd_ste
     }
     if (d->verbose && bg->qpool && bg->nqueries > 2)
         log_profile(d, bg);
-    if (cb)
-        for (int i = 0; i < n; i++)
-            if (cb(user, first + i))
-                return sd_err(SDVK_ERR_CANCELLED, "cancelled at step %d", first + i);
+    if (cancel_at >= 0)
+        return sd_err(SDVK_ERR_CANCELLED, "cancelled at step %d", cancel_at);
     return SDVK_OK;
 }
 
