@@ -36,6 +36,8 @@ static int rnd(int n) {
 static float wbuf[1 << 16]; /* shared (zero) weight data: only shapes matter here */
 
 /* Builds a random graph of 2-D activations [rows, C] and checks the plan. */
+static void check_placement(sd_graph *g, int trial, int pass, const int *first, const int *last);
+
 static void random_graph(int trial) {
     sd_graph *g = sd_graph_new();
     int pool[256], np = 0;
@@ -100,14 +102,52 @@ static void random_graph(int trial) {
                 last[r] = k;
         }
     }
+    for (int i = 0; i < nt; i++)
+        if (g->t[i].kind == SD_T_INPUT || g->t[i].kind == SD_T_OUTPUT)
+            first[i] = 0, last[i] = nn - 1; /* pinned */
+    /* Pass 0 checks sd_graph_plan's offsets; pass 1 those of sd_graph_place
+     * with a block size (the Vulkan backend's split arena), written into the
+     * graph so that the same checks apply, plus: no tensor straddles a block. */
+    for (int pass = 0; pass < 2; pass++)
+        check_placement(g, trial, pass, first, last);
+    free(first);
+    free(last);
+    sd_graph_free(g);
+}
+
+static void check_placement(sd_graph *g, int trial, int pass, const int *first, const int *last) {
+    int nt = g->nt, nn = g->nn;
+    size_t block = 0;
+    if (pass == 1) {
+        size_t big = 0, *off = malloc(sizeof(size_t) * (size_t)nt), top;
+        for (int i = 0; i < nt; i++)
+            if (g->t[i].base < 0 && g->t[i].kind != SD_T_WEIGHT && sd_tensor_nbytes(&g->t[i]) > big)
+                big = sd_tensor_nbytes(&g->t[i]);
+        block = (big + 255) / 256 * 256 * (size_t)(1 + rnd(3));
+        sdvk_status st = sd_graph_place(g, block, off, &top);
+        CHECK(st == SDVK_OK, "trial %d: place with block %zu failed: %s", trial, block,
+              sdvk_last_error());
+        for (int i = 0; i < nt && st == SDVK_OK; i++)
+            if (g->t[i].kind != SD_T_WEIGHT || g->t[i].base >= 0)
+                g->t[i].offset = off[i];
+        g->arena_size = top;
+        /* a block smaller than the largest tensor is refused */
+        if (st == SDVK_OK && big > 256)
+            CHECK(sd_graph_place(g, (big - 1) / 256 * 256, off, &top) == SDVK_ERR_UNSUPPORTED,
+                  "trial %d: a block smaller than a tensor was accepted", trial);
+        free(off);
+        if (st != SDVK_OK)
+            return;
+    }
     for (int i = 0; i < nt; i++) {
         const sd_tensor *t = &g->t[i];
-        if (t->kind == SD_T_INPUT || t->kind == SD_T_OUTPUT)
-            first[i] = 0, last[i] = nn - 1; /* pinned */
         if (t->base >= 0 || t->kind == SD_T_WEIGHT || last[i] < 0)
             continue;
         CHECK(t->offset % 256 == 0, "trial %d: t%d offset %zu unaligned", trial, i, t->offset);
         CHECK(t->offset + sd_tensor_nbytes(t) <= g->arena_size, "trial %d: t%d past arena", trial, i);
+        CHECK(!block || t->offset / block == (t->offset + sd_tensor_nbytes(t) - 1) / block,
+              "trial %d: t%d [%zu,+%zu) straddles a %zu-byte block", trial, i, t->offset,
+              sd_tensor_nbytes(t), block);
     }
     int pairs = 0;
     for (int i = 0; i < nt; i++)
@@ -135,9 +175,6 @@ static void random_graph(int trial) {
               "trial %d: view t%d outside its root t%d", trial, i, r);
     }
     CHECK(pairs > 0 || nn < 3, "trial %d: no concurrently live pairs checked", trial);
-    free(first);
-    free(last);
-    sd_graph_free(g);
 }
 
 static void test_views(void) {

@@ -39,4 +39,15 @@ if(SDVK_HAVE_VULKAN AND _vk_icds AND TARGET test_model)
   set_tests_properties(vulkan_model_stages_f16 PROPERTIES LABELS "vulkan;model"
     ENVIRONMENT "${_vk_env};SDVK_VK_PRECISION=f16;SDVK_VK_VALIDATION=1"
     FAIL_REGULAR_EXPRESSION "validation error")
+  # The same stages with the activations split into small blocks, as on a
+  # device whose maxMemoryAllocationSize is below the arena (SDVK_VK_ARENA_BLOCK
+  # lowers the block size; the tiny model's largest activation is 1 MiB fp32).
+  add_test(NAME vulkan_model_stages_split_f32 COMMAND test_model ${SDVK_TEST_DATA}/tiny vulkan 1)
+  add_test(NAME vulkan_model_stages_split_f16 COMMAND test_model ${SDVK_TEST_DATA}/tiny vulkan 10)
+  set_tests_properties(vulkan_model_stages_split_f32 PROPERTIES LABELS "vulkan;model"
+    ENVIRONMENT "${_vk_env};SDVK_VK_PRECISION=f32;SDVK_VK_VALIDATION=1;SDVK_VK_ARENA_BLOCK=1048576"
+    FAIL_REGULAR_EXPRESSION "validation error")
+  set_tests_properties(vulkan_model_stages_split_f16 PROPERTIES LABELS "vulkan;model"
+    ENVIRONMENT "${_vk_env};SDVK_VK_PRECISION=f16;SDVK_VK_VALIDATION=1;SDVK_VK_ARENA_BLOCK=524288"
+    FAIL_REGULAR_EXPRESSION "validation error")
 endif()

@@ -438,10 +438,18 @@ typedef struct {
     int id;
 } span;
 
-sdvk_status sd_graph_plan(sd_graph *g) {
+/* Would [off, off + sz) cross a multiple of block? */
+static int crosses(size_t off, size_t sz, size_t block) {
+    return block && off / block != (off + sz - 1) / block;
+}
+
+sdvk_status sd_graph_place(const sd_graph *g, size_t block, size_t *off_out, size_t *size_out) {
     if (g->status)
         return sd_err(g->status, "%s", g->err);
     const size_t align = 256;
+    if (block % align)
+        return sd_err(SDVK_ERR_INVALID_ARG, "graph plan: block size %zu is not a multiple of %zu",
+                      block, align);
     int nt = g->nt;
     int *first = malloc((size_t)nt * sizeof(int)), *last = malloc((size_t)nt * sizeof(int));
     span *live = malloc((size_t)nt * sizeof(span));
@@ -449,7 +457,8 @@ sdvk_status sd_graph_plan(sd_graph *g) {
         free(first), free(last), free(live);
         return sd_err(SDVK_ERR_OOM, "graph plan: out of memory");
     }
-    for (int i = 0; i < nt; i++) first[i] = -1, last[i] = -1;
+    for (int i = 0; i < nt; i++)
+        first[i] = -1, last[i] = -1, off_out[i] = 0;
     for (int k = 0; k < g->nn; k++) {
         const sd_node *n = &g->n[k];
         int r = sd_graph_root(g, n->out);
@@ -466,35 +475,57 @@ sdvk_status sd_graph_plan(sd_graph *g) {
             last[ri] = k;
         }
     }
+    sdvk_status st = SDVK_OK;
+    for (int i = 0; i < nt && block; i++) {
+        const sd_tensor *t = &g->t[i];
+        if (t->base < 0 && t->kind != SD_T_WEIGHT && sd_tensor_nbytes(t) > block) {
+            st = sd_err(SDVK_ERR_UNSUPPORTED,
+                        "graph plan: tensor %s (%.2f MiB) is larger than a memory "
+                        "block (%.2f MiB)",
+                        t->name, (double)sd_tensor_nbytes(t) / 1048576.0, (double)block / 1048576.0);
+            break;
+        }
+    }
     size_t pinned = 0;
     /* Pinned tensors (inputs, outputs) first, at the bottom of the arena. */
-    for (int i = 0; i < nt; i++) {
-        sd_tensor *t = &g->t[i];
+    for (int i = 0; i < nt && st == SDVK_OK; i++) {
+        const sd_tensor *t = &g->t[i];
         if (t->base >= 0 || (t->kind != SD_T_INPUT && t->kind != SD_T_OUTPUT))
             continue;
-        t->offset = pinned;
-        pinned += (sd_tensor_nbytes(t) + align - 1) / align * align;
+        size_t sz = (sd_tensor_nbytes(t) + align - 1) / align * align;
+        if (crosses(pinned, sz, block))
+            pinned = (pinned / block + 1) * block;
+        off_out[i] = pinned;
+        pinned += sz;
     }
     /* Intermediates: walk the nodes, allocating at first use and freeing
-     * after last use, first fit among the live spans (kept sorted). */
+     * after last use, first fit among the live spans (kept sorted); with a
+     * block size, a tensor that would straddle a block boundary moves up to
+     * the boundary. */
     int nlive = 0;
     size_t top = pinned;
-    for (int k = 0; k < g->nn; k++) {
+    for (int k = 0; k < g->nn && st == SDVK_OK; k++) {
         int r = sd_graph_root(g, g->n[k].out);
-        sd_tensor *t = &g->t[r];
+        const sd_tensor *t = &g->t[r];
         if (t->kind == SD_T_ACT && first[r] == k) {
             size_t sz = (sd_tensor_nbytes(t) + align - 1) / align * align, off = pinned;
             int pos = 0;
-            for (; pos < nlive; pos++) {
-                if (live[pos].off >= off + sz)
+            for (;;) {
+                /* spans before pos end at or below off: they are sorted and disjoint */
+                for (; pos < nlive; pos++) {
+                    if (live[pos].off >= off + sz)
+                        break;
+                    if (live[pos].off + live[pos].size > off)
+                        off = live[pos].off + live[pos].size;
+                }
+                if (!crosses(off, sz, block))
                     break;
-                if (live[pos].off + live[pos].size > off)
-                    off = live[pos].off + live[pos].size;
+                off = (off / block + 1) * block;
             }
             memmove(&live[pos + 1], &live[pos], (size_t)(nlive - pos) * sizeof(span));
             live[pos] = (span){off, sz, r};
             nlive++;
-            t->offset = off;
+            off_out[r] = off;
             if (off + sz > top)
                 top = off + sz;
         }
@@ -505,10 +536,9 @@ sdvk_status sd_graph_plan(sd_graph *g) {
                 live[w++] = live[j];
         nlive = w;
     }
-    /* Resolve views to their root's offset. */
-    for (int i = 0; i < nt; i++) {
-        sd_tensor *t = &g->t[i];
-        if (t->base < 0)
+    /* Views: their root's offset plus the view offset. */
+    for (int i = 0; i < nt && st == SDVK_OK; i++) {
+        if (g->t[i].base < 0)
             continue;
         size_t off = 0;
         int id = i;
@@ -516,12 +546,29 @@ sdvk_status sd_graph_plan(sd_graph *g) {
             off += g->t[id].view_off;
             id = g->t[id].base;
         }
-        t->offset = g->t[id].offset + off;
+        off_out[i] = (g->t[id].kind == SD_T_WEIGHT ? g->t[id].offset : off_out[id]) + off;
     }
-    g->arena_size = top;
-    g->planned = 1;
+    *size_out = top;
     free(first), free(last), free(live);
-    return SDVK_OK;
+    return st;
+}
+
+sdvk_status sd_graph_plan(sd_graph *g) {
+    if (g->status)
+        return sd_err(g->status, "%s", g->err);
+    size_t *off = malloc((size_t)(g->nt > 0 ? g->nt : 1) * sizeof *off), top;
+    if (!off)
+        return sd_err(SDVK_ERR_OOM, "graph plan: out of memory");
+    sdvk_status s = sd_graph_place(g, 0, off, &top);
+    if (s == SDVK_OK) {
+        for (int i = 0; i < g->nt; i++)
+            if (g->t[i].kind != SD_T_WEIGHT || g->t[i].base >= 0)
+                g->t[i].offset = off[i];
+        g->arena_size = top;
+        g->planned = 1;
+    }
+    free(off);
+    return s;
 }
 
 void sd_graph_dump(const sd_graph *g) {

@@ -126,6 +126,12 @@ int sd_copy_into(sd_graph *g, int x, int dst);
  * least 256); inputs and outputs stay live for the whole graph. Fails if the
  * graph has a build error. */
 sdvk_status sd_graph_plan(sd_graph *g);
+/* The same placement without changing the graph: off[i] for every tensor
+ * (views included; g->nt entries) and the arena size. With block > 0 (a
+ * multiple of 256) no tensor straddles a multiple of block, so the arena can
+ * live in separate allocations of block bytes (a backend whose devices limit
+ * the size of one allocation); a tensor larger than block is an error. */
+sdvk_status sd_graph_place(const sd_graph *g, size_t block, size_t *off, size_t *arena_size);
 
 /* Debug: one line per node to stderr. */
 void sd_graph_dump(const sd_graph *g);

@@ -15,7 +15,11 @@
 #define STAGING_MAX ((VkDeviceSize)64 << 20)
 #define WEIGHT_BLOCK_MAX ((VkDeviceSize)1 << 30)
 
-enum { BUF_ARENA = 0, BUF_STATE = 1, BUF_AUX = 2, BUF_WEIGHTS = 3 };
+/* Buffers of a prepared graph: the step counter, the aux tables, the arena
+ * (all activations, or only scratch and fp32 side tensors when the
+ * activations are split into blocks), the activation blocks, then the weight
+ * blocks. */
+enum { BUF_STATE = 0, BUF_AUX = 1, BUF_ARENA = 2 };
 
 typedef struct vk_backend {
     sd_backend base;
@@ -40,6 +44,9 @@ struct sd_bgraph {
     int has_step_select;
     VkDeviceSize scratch_off, scratch_size; /* in the arena buffer */
     int64_t step_limit; /* smallest STEP_SELECT table length */
+    int n_act_blocks;   /* activation blocks after BUF_ARENA (0: all in BUF_ARENA) */
+    VkDeviceSize act_bytes;
+    int wbase; /* first weight block */
 };
 
 static vk_backend *VB(sd_backend *b) { return (vk_backend *)b; }
@@ -245,26 +252,24 @@ static sdvk_status place_activations(vk_backend *vb, sd_bgraph *bg) {
     sd_vk_dev *d = &vb->d;
     /* f16 halves every float offset; int32 tensors (token ids) keep 4-byte
      * elements, so in f16 mode they get their own space after the arena. */
-    VkDeviceSize arena = d->f16 ? (g->arena_size / 2 + 255) / 256 * 256 : g->arena_size;
-    VkDeviceSize top = arena;
-    /* device scratch after the arena, shared by the nodes that need one */
+    const VkDeviceSize div = d->f16 ? 2 : 1;
+    VkDeviceSize arena = (g->arena_size / div + 255) / 256 * 256;
+    /* device scratch, shared by the nodes that need one */
     bg->scratch_size = 0;
     for (int k = 0; k < g->nn; k++) {
         VkDeviceSize sc = sd_vk_node_scratch(g, &g->n[k]);
         if (sc > bg->scratch_size)
             bg->scratch_size = sc;
     }
-    bg->scratch_off = top;
-    top += (bg->scratch_size + 255) / 256 * 256;
+    VkDeviceSize side = (bg->scratch_size + 255) / 256 * 256; /* scratch + side tensors */
     VkDeviceSize *ioff = calloc((size_t)g->nt, sizeof *ioff);
-    if (!ioff)
-        return sd_err(SDVK_ERR_OOM, "vulkan: out of memory");
     /* f16 mode: small tensors that only element-wise ops produce and read
      * (sampler coefficients, timesteps, the latent carried between steps)
      * stay fp32 ("wide"), so that f16 rounding does not compound over steps. */
     unsigned char *wide = calloc((size_t)g->nt, 1);
-    if (!wide) {
-        free(ioff);
+    size_t *off = NULL;
+    if (!ioff || !wide) {
+        free(ioff), free(wide);
         return sd_err(SDVK_ERR_OOM, "vulkan: out of memory");
     }
     if (d->f16) {
@@ -282,42 +287,75 @@ static sdvk_status place_activations(vk_backend *vb, sd_bgraph *bg) {
                 if (n->in[j] >= 0)
                     wide[sd_graph_root(g, n->in[j])] = 0;
         }
-    }
-    for (int i = 0; i < g->nt; i++) {
-        const sd_tensor *t = &g->t[i];
-        if (d->f16 && t->kind != SD_T_WEIGHT && t->base < 0 && (t->dtype == SD_I32 || wide[i])) {
-            ioff[i] = top;
-            top += (sd_tensor_nbytes(t) + 255) / 256 * 256;
+        for (int i = 0; i < g->nt; i++) {
+            const sd_tensor *t = &g->t[i];
+            if (t->kind != SD_T_WEIGHT && t->base < 0 && (t->dtype == SD_I32 || wide[i])) {
+                ioff[i] = side;
+                side += (sd_tensor_nbytes(t) + 255) / 256 * 256;
+            }
         }
     }
-    for (int i = 0; i < g->nt; i++) {
+    /* Everything in one buffer when the device allows an allocation that
+     * big; otherwise the activations are re-placed so that none straddles a
+     * block of maxMemoryAllocationSize, and each block is its own buffer. */
+    VkDeviceSize blk = 0, last_blk = 0;
+    sdvk_status s = SDVK_OK;
+    if (arena + side > d->arena_block) {
+        blk = d->arena_block / 256 * 256;
+        size_t top;
+        off = malloc((size_t)g->nt * sizeof *off);
+        if (!off)
+            s = sd_err(SDVK_ERR_OOM, "vulkan: out of memory");
+        else if (side > blk)
+            s = sd_err(SDVK_ERR_OOM,
+                       "vulkan: fp32 side tensors (%llu MiB) exceed the device's "
+                       "maxMemoryAllocationSize",
+                       (unsigned long long)(side >> 20));
+        else if ((s = sd_graph_place(g, (size_t)(blk * div), off, &top)) != SDVK_OK)
+            sd_err_prefix(s, "vulkan: splitting the activations into %.2f MiB blocks "
+                             "(maxMemoryAllocationSize)",
+                          (double)blk / 1048576.0);
+        if (s == SDVK_OK) {
+            bg->n_act_blocks = (int)((top + blk * div - 1) / (blk * div));
+            last_blk = ((top - (size_t)(bg->n_act_blocks - 1) * blk * div) / div + 255) / 256 * 256;
+            arena = 0;
+        }
+    }
+    bg->scratch_off = arena;
+    for (int i = 0; i < g->nt && s == SDVK_OK; i++) {
         const sd_tensor *t = &g->t[i];
         if (t->kind == SD_T_WEIGHT)
             continue;
         int r = sd_graph_root(g, i);
-        if (t->dtype == SD_I32 || wide[r]) {
-            bg->loc[i].off = d->f16 ? ioff[r] + (t->offset - g->t[r].offset) : t->offset;
-            bg->loc[i].esz = 4;
+        uint32_t esz = t->dtype == SD_I32 ? 4 : (uint32_t)(4 / div);
+        if (d->f16 && (t->dtype == SD_I32 || wide[r])) {
+            bg->loc[i] = (sd_vk_loc){BUF_ARENA, arena + ioff[r] + (t->offset - g->t[r].offset), 4};
+        } else if (blk) {
+            VkDeviceSize o = off[i], b = o / (blk * div);
+            bg->loc[i] = (sd_vk_loc){BUF_ARENA + 1 + (int)b, (o - b * blk * div) / div, esz};
         } else {
-            bg->loc[i].off = d->f16 ? t->offset / 2 : t->offset;
-            bg->loc[i].esz = d->f16 ? 2 : 4;
+            bg->loc[i] = (sd_vk_loc){BUF_ARENA, t->offset / div, esz};
         }
-        bg->loc[i].buf = BUF_ARENA;
     }
     free(ioff);
     free(wide);
-    if (top > d->max_alloc)
-        return sd_err(SDVK_ERR_OOM,
-                      "vulkan: the activation arena (%llu MiB) exceeds the device's "
-                      "maxMemoryAllocationSize (%llu MiB); use a smaller size or batch",
-                      (unsigned long long)(top >> 20), (unsigned long long)(d->max_alloc >> 20));
-    return add_buf(vb, bg, top, 0); /* BUF_ARENA */
+    free(off);
+    SD_TRY(s);
+    SD_TRY(add_buf(vb, bg, arena + side, 0)); /* BUF_ARENA */
+    bg->act_bytes = arena + side;
+    for (int b = 0; b < bg->n_act_blocks; b++) {
+        VkDeviceSize sz = b == bg->n_act_blocks - 1 ? last_blk : blk;
+        SD_TRY(add_buf(vb, bg, sz, 0));
+        bg->act_bytes += sz;
+    }
+    return SDVK_OK;
 }
 
 static sdvk_status place_weights(vk_backend *vb, sd_bgraph *bg) {
     const sd_graph *g = bg->g;
     sd_vk_dev *d = &vb->d;
     VkDeviceSize block_max = d->max_alloc < WEIGHT_BLOCK_MAX ? d->max_alloc : WEIGHT_BLOCK_MAX;
+    bg->wbase = bg->nbufs;
     /* Pass 1: assign (block, offset) to every used weight, sharing storage
      * between tensors that are the same host data with the same layout. */
     int blk = -1;
@@ -358,7 +396,7 @@ static sdvk_status place_weights(vk_backend *vb, sd_bgraph *bg) {
             blk = nblk++;
             fill = 0;
         }
-        bg->loc[i] = (sd_vk_loc){BUF_WEIGHTS + blk, fill, esz};
+        bg->loc[i] = (sd_vk_loc){bg->wbase + blk, fill, esz};
         fill += sz;
         blk_size[blk] = fill;
     }
@@ -549,11 +587,11 @@ static sdvk_status vk_prepare(sd_backend *b, const sd_graph *g, sd_bgraph **out)
         }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    sdvk_status s = place_activations(vb, bg);
-    if (s == SDVK_OK)
-        s = add_buf(vb, bg, 256, 1); /* BUF_STATE: the step counter, host-visible */
+    sdvk_status s = add_buf(vb, bg, 256, 1); /* BUF_STATE: the step counter, host-visible */
     if (s == SDVK_OK)
         s = make_aux(vb, bg);
+    if (s == SDVK_OK)
+        s = place_activations(vb, bg);
     if (s == SDVK_OK)
         s = place_weights(vb, bg);
     if (s == SDVK_OK)
@@ -564,10 +602,10 @@ static sdvk_status vk_prepare(sd_backend *b, const sd_graph *g, sd_bgraph **out)
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (vb->d.verbose)
-        sd_log("vulkan: prepared graph (%d nodes, %d dispatches/step, arena %.1f MiB, %d weight "
-               "block(s)) in %.0f ms; command buffers recorded: %ld",
-               g->nn, bg->n_dispatch + 1, (double)bg->bufs[BUF_ARENA].size / 1048576.0,
-               bg->nbufs - BUF_WEIGHTS,
+        sd_log("vulkan: prepared graph (%d nodes, %d dispatches/step, activations %.1f MiB in "
+               "%d buffer(s), %d weight block(s)) in %.0f ms; command buffers recorded: %ld",
+               g->nn, bg->n_dispatch + 1, (double)bg->act_bytes / 1048576.0, 1 + bg->n_act_blocks,
+               bg->nbufs - bg->wbase,
                (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
                vb->n_recorded);
     *out = bg;

@@ -448,6 +448,12 @@ sdvk_status sd_vk_dev_init(sd_vk_dev *d, const sd_vulkan_opts *o) {
                                       .pNext = &m3};
     vkGetPhysicalDeviceProperties2(d->pd, &p2);
     d->max_alloc = m3.maxMemoryAllocationSize ? m3.maxMemoryAllocationSize : ((VkDeviceSize)1 << 30);
+    /* Testing hook, as above: a smaller activation block exercises the
+     * split arena with a tiny model. */
+    d->arena_block = d->max_alloc;
+    const char *alim = getenv("SDVK_VK_ARENA_BLOCK");
+    if (alim && strtoull(alim, NULL, 10) >= 65536 && strtoull(alim, NULL, 10) < d->max_alloc)
+        d->arena_block = strtoull(alim, NULL, 10);
 
     uint32_t nq = 0;
     vkGetPhysicalDeviceQueueFamilyProperties(d->pd, &nq, NULL);

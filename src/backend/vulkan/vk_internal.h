@@ -53,6 +53,7 @@ typedef struct sd_vk_dev {
     int has_timestamps;
     VkDeviceSize max_range;  /* maxStorageBufferRange */
     VkDeviceSize max_alloc;  /* maxMemoryAllocationSize */
+    VkDeviceSize arena_block; /* largest activation buffer: max_alloc (lower in tests) */
     VkDeviceSize align;      /* storage buffer offset alignment (>= 16) */
     VkCommandPool cpool;
     VkDescriptorSetLayout dsl;
