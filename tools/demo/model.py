@@ -10,18 +10,44 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+class Linear(nn.Linear):
+    """nn.Linear (same parameters and keys) computed as a 1x1 convolution.
+
+    Debian's torch has only a generic reference BLAS, so F.linear runs at a
+    few GFLOP/s while oneDNN's convolution runs 10x faster, forward and
+    backward; training time is dominated by these layers otherwise."""
+
+    def forward(self, x):
+        if not torch.backends.mkldnn.is_available():
+            return F.linear(x, self.weight, self.bias)
+        lead, k = x.shape[:-1], x.shape[-1]
+        y = F.conv2d(x.reshape(-1, k).t().reshape(1, k, -1, 1), self.weight[:, :, None, None], self.bias)
+        return y.reshape(self.out_features, -1).t().reshape(*lead, self.out_features)
+
+
+def bmm_nt(a, b):
+    """a [G, L, K] . b [G, N, K]^T -> [G, L, N], as a grouped 1x1 convolution:
+    oneDNN runs it ~20x faster than the generic BLAS's bmm (see Linear)."""
+    G, L, K = a.shape
+    N = b.shape[1]
+    if not torch.backends.mkldnn.is_available():
+        return torch.bmm(a, b.transpose(1, 2))
+    y = F.conv2d(a.transpose(1, 2).reshape(1, G * K, L, 1), b.reshape(G * N, K, 1, 1), groups=G)
+    return y.reshape(G, N, L).transpose(1, 2)
+
+
 def attention(q, k, v, heads, causal=False):
     B, Lq, C = q.shape
     Lk = k.shape[1]
     d = C // heads
-    q = q.reshape(B, Lq, heads, d).transpose(1, 2)
-    k = k.reshape(B, Lk, heads, d).transpose(1, 2)
-    v = v.reshape(B, Lk, heads, d).transpose(1, 2)
-    s = torch.matmul(q, k.transpose(-1, -2)) * d ** -0.5
+    q = q.reshape(B, Lq, heads, d).transpose(1, 2).reshape(B * heads, Lq, d)
+    k = k.reshape(B, Lk, heads, d).transpose(1, 2).reshape(B * heads, Lk, d)
+    v = v.reshape(B, Lk, heads, d).transpose(1, 2).reshape(B * heads, Lk, d)
+    s = bmm_nt(q, k) * d ** -0.5
     if causal:
         s = s + torch.triu(torch.full((Lq, Lk), float("-inf")), 1)
-    o = torch.matmul(torch.softmax(s, -1), v)
-    return o.transpose(1, 2).reshape(B, Lq, C)
+    o = bmm_nt(torch.softmax(s, -1), v.transpose(1, 2))
+    return o.reshape(B, heads, Lq, d).transpose(1, 2).reshape(B, Lq, C)
 
 
 # ---------------------------------------------------------------- CLIP text model
@@ -29,14 +55,14 @@ def attention(q, k, v, heads, causal=False):
 class _SelfAttn(nn.Module):
     def __init__(self, w):
         super().__init__()
-        self.q_proj, self.k_proj, self.v_proj, self.out_proj = (nn.Linear(w, w) for _ in range(4))
+        self.q_proj, self.k_proj, self.v_proj, self.out_proj = (Linear(w, w) for _ in range(4))
 
 
 class _Mlp(nn.Module):
     def __init__(self, w, ffn):
         super().__init__()
-        self.fc1 = nn.Linear(w, ffn)
-        self.fc2 = nn.Linear(ffn, w)
+        self.fc1 = Linear(w, ffn)
+        self.fc2 = Linear(ffn, w)
 
 
 class _ClipLayer(nn.Module):
@@ -108,7 +134,7 @@ class ResBlock(nn.Module):
     def __init__(self, cin, cout, tch):
         super().__init__()
         self.in_layers = nn.Sequential(nn.GroupNorm(32, cin, 1e-5), nn.SiLU(), nn.Conv2d(cin, cout, 3, padding=1))
-        self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(tch, cout))
+        self.emb_layers = nn.Sequential(nn.SiLU(), Linear(tch, cout))
         self.out_layers = nn.Sequential(nn.GroupNorm(32, cout, 1e-5), nn.SiLU(), nn.Identity(),
                                         _zero(nn.Conv2d(cout, cout, 3, padding=1)))
         self.skip_connection = nn.Conv2d(cin, cout, 1) if cin != cout else None
@@ -122,10 +148,10 @@ class ResBlock(nn.Module):
 class _CrossAttn(nn.Module):
     def __init__(self, c, kv):
         super().__init__()
-        self.to_q = nn.Linear(c, c, bias=False)
-        self.to_k = nn.Linear(kv, c, bias=False)
-        self.to_v = nn.Linear(kv, c, bias=False)
-        self.to_out = nn.Sequential(nn.Linear(c, c))
+        self.to_q = Linear(c, c, bias=False)
+        self.to_k = Linear(kv, c, bias=False)
+        self.to_v = Linear(kv, c, bias=False)
+        self.to_out = nn.Sequential(Linear(c, c))
 
     def forward(self, x, ctx, heads):
         return self.to_out(attention(self.to_q(x), self.to_k(ctx), self.to_v(ctx), heads))
@@ -134,7 +160,7 @@ class _CrossAttn(nn.Module):
 class _GEGLU(nn.Module):
     def __init__(self, c):
         super().__init__()
-        self.proj = nn.Linear(c, 8 * c)
+        self.proj = Linear(c, 8 * c)
 
     def forward(self, x):
         a, g = self.proj(x).chunk(2, dim=-1)
@@ -144,7 +170,7 @@ class _GEGLU(nn.Module):
 class _FF(nn.Module):
     def __init__(self, c):
         super().__init__()
-        self.net = nn.Sequential(_GEGLU(c), nn.Identity(), nn.Linear(4 * c, c))
+        self.net = nn.Sequential(_GEGLU(c), nn.Identity(), Linear(4 * c, c))
 
 
 class _TBlock(nn.Module):
@@ -213,7 +239,7 @@ class UNet(nn.Module):
         super().__init__()
         ch, tch, ctx, heads = u["ch"], 4 * u["ch"], u["ctx"], u["heads"]
         self.ch = ch
-        self.time_embed = nn.Sequential(nn.Linear(ch, tch), nn.SiLU(), nn.Linear(tch, tch))
+        self.time_embed = nn.Sequential(Linear(ch, tch), nn.SiLU(), Linear(tch, tch))
         self.input_blocks = nn.ModuleList([TES([nn.Conv2d(u["in_ch"], ch, 3, padding=1)])])
         chans, cur = [ch], ch
         L = len(u["mult"])
