@@ -38,13 +38,15 @@ import data  # noqa: E402
 import model as M  # noqa: E402
 import st_io  # noqa: E402
 
-# 64 channels wherever a GroupNorm (32 groups) feeds an output: with one
-# channel per group a spatially flat feature (a plain background) normalises
-# to zero, so the decoder could not tell background colours apart and the
-# UNet could not shift a latent channel's mean.
+# At least 64 channels wherever a GroupNorm (32 groups) feeds an output: with
+# one channel per group a spatially flat feature (a plain background)
+# normalises to zero, so the decoder could not tell background colours apart.
+# The UNet has 128 (4 per group): with 64 (2 per group) its last GroupNorm
+# kept little more than the sign of a latent channel pair's difference for a
+# flat field, and backgrounds came out near the complement of the asked one.
 CONFIG = dict(
     clip=dict(width=64, layers=2, ffn=256, heads=2, vocab=None),
-    unet=dict(ch=64, mult=(1, 1), nres=1, attn=(0, 1), ctx=64, in_ch=4, heads=2),
+    unet=dict(ch=128, mult=(1, 1), nres=1, attn=(0, 1), ctx=64, in_ch=4, heads=2),
     vae=dict(ch=64, mult=(1, 1, 1, 1), nres=1, z=4),
 )
 
@@ -128,6 +130,14 @@ def train_diffusion(sd, a, lat, attrs, tok, rng, losses):
         x0 = lat[torch.from_numpy(idx)]
         t = torch.from_numpy(rng.integers(1000, size=a.batch))
         noise = torch.from_numpy(rng.standard_normal(x0.shape).astype(np.float32))
+        if a.offset_noise:
+            # "offset noise": a per-picture, per-channel constant added to the
+            # noise (and so to the target). On 8x8 latents a channel's mean
+            # (the background colour) is visible through the noise down to
+            # high t, so without it the model learns to copy the background
+            # from x_t and hardly from the prompt; sampling is unchanged.
+            off = rng.standard_normal((x0.shape[0], x0.shape[1], 1, 1)).astype(np.float32)
+            noise = noise + a.offset_noise * torch.from_numpy(off)
         ab = ac[t][:, None, None, None]
         xt = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
         ctx = sd.text(ids)
@@ -227,20 +237,22 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.dirname(HERE)), "models", "demo"))
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--vae-iters", type=int, default=750)
+    ap.add_argument("--vae-iters", type=int, default=1200)
     ap.add_argument("--vae-batch", type=int, default=8)
-    ap.add_argument("--vae-crop-iters", type=int, default=600, help="first N VAE iterations on 32x32 crops")
+    ap.add_argument("--vae-crop-iters", type=int, default=900, help="first N VAE iterations on 32x32 crops")
     ap.add_argument("--vae-from", help="tuning: load the VAE stage (OUT/vae_stage.pt of an earlier run)")
     ap.add_argument("--vae-lr", type=float, default=2e-3)
     ap.add_argument("--kl", type=float, default=1e-6)
-    ap.add_argument("--n-images", type=int, default=4000)
-    ap.add_argument("--unet-iters", type=int, default=1300)
+    ap.add_argument("--n-images", type=int, default=5000)
+    ap.add_argument("--unet-iters", type=int, default=3500)
     ap.add_argument("--batch", type=int, default=24)
-    ap.add_argument("--lr", type=float, default=1.5e-3)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--drop", type=float, default=0.1)
+    ap.add_argument("--offset-noise", type=float, default=0.5,
+                    help="std of a per-channel constant added to the training noise")
     ap.add_argument("--stop-after-vae", action="store_true", help="tuning: stop after the VAE stage")
     ap.add_argument("--preview-every", type=int, default=0, help="preview grid every N UNet iterations")
-    ap.add_argument("--ema", type=float, default=0.995)
+    ap.add_argument("--ema", type=float, default=0.998)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
