@@ -1,7 +1,7 @@
 /* Semantic test of the whole pipeline with trained weights (the demo model in
  * models/demo/, trained by tools/demo/train.py on procedural pictures).
  *
- *   test_semantic MODEL_DIR cpu|vulkan [--cfg X] [--seeds N] [--check all|colour] [--min-rate R]
+ *   test_semantic MODEL_DIR cpu|vulkan [--cfg X] [--seeds N] [--check all|colours|colour] [--min-rate R]
  *                 [--expect-max-rate R] [-v]
  *
  * Fixed prompts x fixed seeds are generated (64x64, 20 DDPM steps) and each
@@ -15,8 +15,9 @@
  *     within CENTER_TOL pixels of the centre for "in the center").
  * Random weights cannot pass this; a pipeline with a sign, schedule, timestep
  * embedding or latent-scale error produces wrong colours or mush and fails.
- * --check colour counts a case as passed when the shape colour alone is right
- * (the default, all, needs all three).
+ * --check colours counts a case as passed when the shape and background
+ * colours are right, --check colour when the shape colour alone is (the
+ * default, all, needs all three).
  * Default: pass rate must be >= 90% (--min-rate). With --expect-max-rate R (the negative
  * control) the rate must be <= R: e.g. --cfg -7.5 steers each picture away
  * from its prompt (eps = uncond - 7.5 (cond - uncond)), so a pipeline that
@@ -164,7 +165,7 @@ static int pal_index(const char *name) {
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s MODEL_DIR cpu|vulkan [--cfg X] [--seeds N] [--check all|colour] [--min-rate R]\n"
+        fprintf(stderr, "usage: %s MODEL_DIR cpu|vulkan [--cfg X] [--seeds N] [--check all|colours|colour] [--min-rate R]\n"
                 "       [--expect-max-rate R] [-v]\n",
                 argv[0]);
         return 2;
@@ -172,7 +173,7 @@ int main(int argc, char **argv) {
     const char *dir = argv[1], *backend = argv[2];
     float cfg = 7.5f;
     double max_rate = -1, min_rate = 0.9;
-    int verbose = 0, n_seeds = N_SEEDS, colour_only = 0;
+    int verbose = 0, n_seeds = N_SEEDS, check = 0; /* 0 all, 1 colour, 2 colours */
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--cfg") && i + 1 < argc)
             cfg = strtof(argv[++i], NULL);
@@ -188,11 +189,11 @@ int main(int argc, char **argv) {
             max_rate = strtod(argv[++i], NULL);
         else if (!strcmp(argv[i], "--check") && i + 1 < argc) {
             const char *w = argv[++i];
-            if (strcmp(w, "all") && strcmp(w, "colour")) {
-                fprintf(stderr, "--check: all or colour\n");
+            if (strcmp(w, "all") && strcmp(w, "colour") && strcmp(w, "colours")) {
+                fprintf(stderr, "--check: all, colours or colour\n");
                 return 2;
             }
-            colour_only = !strcmp(w, "colour");
+            check = !strcmp(w, "colour") ? 1 : !strcmp(w, "colours") ? 2 : 0;
         } else if (!strcmp(argv[i], "-v"))
             verbose = 1;
         else {
@@ -248,7 +249,7 @@ int main(int argc, char **argv) {
             const int ok_bg = m.bg == want_bg, ok_fg = m.fg == want_fg,
                       ok_pos = m.fg >= 0 && pos_ok(tc->pos, m.cx, m.cy);
             const int ok = ok_bg && ok_fg && ok_pos;
-            pass += colour_only ? ok_fg : ok;
+            pass += check == 1 ? ok_fg : check == 2 ? ok_fg && ok_bg : ok;
             pass_all += ok;
             total++;
             bad_bg += !ok_bg;
@@ -267,7 +268,8 @@ int main(int argc, char **argv) {
     printf("all properties right: %d/%d = %.1f%% (wrong background %d, wrong shape colour %d, "
            "wrong position %d)\n",
            pass_all, total, 100.0 * pass_all / total, bad_bg, bad_colour, bad_pos);
-    printf("semantic pass rate (%s): %d/%d = %.1f%%\n", colour_only ? "shape colour" : "all properties",
+    printf("semantic pass rate (%s): %d/%d = %.1f%%\n",
+           check == 1 ? "shape colour" : check == 2 ? "shape and background colours" : "all properties",
            pass, total, 100.0 * rate);
     if (max_rate >= 0) {
         if (rate > max_rate) {
