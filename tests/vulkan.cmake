@@ -30,24 +30,20 @@ set_tests_properties(vulkan_fallback_no_driver PROPERTIES LABELS "vulkan"
 # the fallback test above covers the backend. f16 storage carries ~1e-3
 # relative error through a whole stage, hence tolerance scale 10 there.
 file(GLOB _vk_icds /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json)
+# vulkan_model_stages_NAME: precision PREC, tolerance scale TOL, then any
+# extra environment entries.
+function(sdvk_vk_model_test name prec tol)
+  add_test(NAME vulkan_model_stages_${name} COMMAND test_model ${SDVK_TEST_DATA}/tiny vulkan ${tol})
+  set_tests_properties(vulkan_model_stages_${name} PROPERTIES LABELS "vulkan;model"
+    ENVIRONMENT "${_vk_env};SDVK_VK_PRECISION=${prec};SDVK_VK_VALIDATION=1;${ARGN}"
+    FAIL_REGULAR_EXPRESSION "validation error")
+endfunction()
 if(SDVK_HAVE_VULKAN AND _vk_icds AND TARGET test_model)
-  add_test(NAME vulkan_model_stages_f32 COMMAND test_model ${SDVK_TEST_DATA}/tiny vulkan 1)
-  add_test(NAME vulkan_model_stages_f16 COMMAND test_model ${SDVK_TEST_DATA}/tiny vulkan 10)
-  set_tests_properties(vulkan_model_stages_f32 PROPERTIES LABELS "vulkan;model"
-    ENVIRONMENT "${_vk_env};SDVK_VK_PRECISION=f32;SDVK_VK_VALIDATION=1"
-    FAIL_REGULAR_EXPRESSION "validation error")
-  set_tests_properties(vulkan_model_stages_f16 PROPERTIES LABELS "vulkan;model"
-    ENVIRONMENT "${_vk_env};SDVK_VK_PRECISION=f16;SDVK_VK_VALIDATION=1"
-    FAIL_REGULAR_EXPRESSION "validation error")
+  sdvk_vk_model_test(f32 f32 1)
+  sdvk_vk_model_test(f16 f16 10)
   # The same stages with the activations split into small blocks, as on a
   # device whose maxMemoryAllocationSize is below the arena (SDVK_VK_ARENA_BLOCK
   # lowers the block size; the tiny model's largest activation is 1 MiB fp32).
-  add_test(NAME vulkan_model_stages_split_f32 COMMAND test_model ${SDVK_TEST_DATA}/tiny vulkan 1)
-  add_test(NAME vulkan_model_stages_split_f16 COMMAND test_model ${SDVK_TEST_DATA}/tiny vulkan 10)
-  set_tests_properties(vulkan_model_stages_split_f32 PROPERTIES LABELS "vulkan;model"
-    ENVIRONMENT "${_vk_env};SDVK_VK_PRECISION=f32;SDVK_VK_VALIDATION=1;SDVK_VK_ARENA_BLOCK=1048576"
-    FAIL_REGULAR_EXPRESSION "validation error")
-  set_tests_properties(vulkan_model_stages_split_f16 PROPERTIES LABELS "vulkan;model"
-    ENVIRONMENT "${_vk_env};SDVK_VK_PRECISION=f16;SDVK_VK_VALIDATION=1;SDVK_VK_ARENA_BLOCK=524288"
-    FAIL_REGULAR_EXPRESSION "validation error")
+  sdvk_vk_model_test(split_f32 f32 1 SDVK_VK_ARENA_BLOCK=1048576)
+  sdvk_vk_model_test(split_f16 f16 10 SDVK_VK_ARENA_BLOCK=524288)
 endif()
