@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include "simd.h"
+#include "avx512_store.h"
 
 #define SIMD_ISA avx512
 #define MR 14
@@ -35,36 +36,7 @@ static inline __attribute__((always_inline)) void ukr(int64_t kc, const float *a
         a += ai;
         b += NR;
     }
-    __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nr - 16)) - 1);
-    __m512 bv0 = _mm512_setzero_ps(), bv1 = _mm512_setzero_ps();
-    if ((flags & UK_EPI) && bias) {
-        bv0 = _mm512_maskz_loadu_ps(m0, bias);
-        bv1 = _mm512_maskz_loadu_ps(m1, bias + 16);
-    }
-    /* Masked loads/stores never touch columns >= nr (no faults past the end). */
-#define S(i)                                                                      \
-    if (i < mr) {                                                                 \
-        float *cr = c + (int64_t)i * ldc;                                         \
-        __m512 v0 = c##i##0, v1 = c##i##1;                                        \
-        if (flags & UK_LOAD) {                                                    \
-            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, cr));                \
-            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, cr + 16));           \
-        }                                                                         \
-        if (flags & UK_EPI) {                                                     \
-            v0 = _mm512_add_ps(v0, bv0);                                          \
-            v1 = _mm512_add_ps(v1, bv1);                                          \
-            if (res) {                                                            \
-                const float *rr = res + (int64_t)i * ldc;                         \
-                v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, rr));            \
-                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, rr + 16));       \
-            }                                                                     \
-        }                                                                         \
-        _mm512_mask_storeu_ps(cr, m0, v0);                                        \
-        _mm512_mask_storeu_ps(cr + 16, m1, v1);                                   \
-    }
-    S(0) S(1) S(2) S(3) S(4) S(5) S(6) S(7) S(8) S(9) S(10) S(11) S(12) S(13)
-#undef S
+    SD_AVX512_STORE_14X32();
 }
 
 static void expand_f16(float *d, const uint16_t *s, int64_t n) {

@@ -11,6 +11,7 @@
 
 #include "../../../core/status.h"
 #include "simd.h"
+#include "avx512_store.h"
 
 #define MR 14  /* rows of A per micro-tile: 28 accumulators + 2 B + 1 broadcast */
 #define NR 32  /* columns per weight panel (2 zmm of 16 fp32) */
@@ -143,35 +144,7 @@ static inline __attribute__((always_inline)) void ukr(int64_t np, const uint16_t
 #undef F
         b += NR * 2;
     }
-    __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nr - 16)) - 1);
-    __m512 bv0 = _mm512_setzero_ps(), bv1 = _mm512_setzero_ps();
-    if ((flags & UK_EPI) && bias) {
-        bv0 = _mm512_maskz_loadu_ps(m0, bias);
-        bv1 = _mm512_maskz_loadu_ps(m1, bias + 16);
-    }
-#define S(i)                                                                      \
-    if (i < mr) {                                                                 \
-        float *cr = c + (int64_t)i * ldc;                                         \
-        __m512 v0 = c##i##0, v1 = c##i##1;                                        \
-        if (flags & UK_LOAD) {                                                    \
-            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, cr));                \
-            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, cr + 16));           \
-        }                                                                         \
-        if (flags & UK_EPI) {                                                     \
-            v0 = _mm512_add_ps(v0, bv0);                                          \
-            v1 = _mm512_add_ps(v1, bv1);                                          \
-            if (res) {                                                            \
-                const float *rr = res + (int64_t)i * ldc;                         \
-                v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, rr));            \
-                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, rr + 16));       \
-            }                                                                     \
-        }                                                                         \
-        _mm512_mask_storeu_ps(cr, m0, v0);                                        \
-        _mm512_mask_storeu_ps(cr + 16, m1, v1);                                   \
-    }
-    S(0) S(1) S(2) S(3) S(4) S(5) S(6) S(7) S(8) S(9) S(10) S(11) S(12) S(13)
-#undef S
+    SD_AVX512_STORE_14X32();
 }
 
 static void gemm_task(void *ctx, int64_t task, int thread) {
@@ -240,13 +213,21 @@ void sd_simd_gemm_avx512bf16(sd_pool *pool, const simd_pw *pw, const float *x, i
 
 /* --------------------------------------------------- matmul / conv2d -- */
 
-static void *prep_matmul(const sd_graph *g, const sd_node *n, const void *const *raw) {
+/* Weight w (ndim dims) and bias b of a matmul/conv2d node, when both are
+ * constant weights with data: the only case that is packed at prepare. */
+static int weights_packable(const sd_graph *g, const sd_node *n, const void *const *raw, int ndim) {
     int w = n->in[1], b = n->in[2];
     const sd_tensor *tw = &g->t[w];
-    if (tw->kind != SD_T_WEIGHT || !raw[w] || tw->ndim != 2)
+    if (tw->kind != SD_T_WEIGHT || !raw[w] || tw->ndim != ndim)
+        return 0;
+    return b < 0 || (g->t[b].kind == SD_T_WEIGHT && raw[b]);
+}
+
+static void *prep_matmul(const sd_graph *g, const sd_node *n, const void *const *raw) {
+    if (!weights_packable(g, n, raw, 2))
         return NULL;
-    if (b >= 0 && (g->t[b].kind != SD_T_WEIGHT || !raw[b]))
-        return NULL;
+    int w = n->in[1], b = n->in[2];
+    const sd_tensor *tw = &g->t[w];
     return sd_simd_pack_weights_bf16(raw[w], tw->dtype, tw->ne[0], tw->ne[1], NULL, b >= 0 ? raw[b] : NULL,
                                      b >= 0 ? g->t[b].dtype : SD_F32);
 }
@@ -266,12 +247,10 @@ static void k_matmul(const sd_cpu_ctx *c) {
 }
 
 static void *prep_conv2d(const sd_graph *g, const sd_node *n, const void *const *raw) {
+    if (!weights_packable(g, n, raw, 4))
+        return NULL;
     int w = n->in[1], b = n->in[2];
     const sd_tensor *tw = &g->t[w];
-    if (tw->kind != SD_T_WEIGHT || !raw[w] || tw->ndim != 4)
-        return NULL;
-    if (b >= 0 && (g->t[b].kind != SD_T_WEIGHT || !raw[b]))
-        return NULL;
     int64_t co = tw->ne[0], ci = tw->ne[1], kh = tw->ne[2], kw = tw->ne[3], K = ci * kh * kw;
     /* GEMM depth order (ky, kx, ci) follows NHWC input runs. */
     int64_t *koff = malloc((size_t)(K > 0 ? K : 1) * sizeof *koff);
