@@ -134,24 +134,19 @@ def train_diffusion(sd, a, lat, attrs, tok, rng, losses):
         x0 = lat[torch.from_numpy(idx)]
         t = torch.from_numpy(rng.integers(1000, size=a.batch))
         noise = torch.from_numpy(rng.standard_normal(x0.shape).astype(np.float32))
-        if a.offset_noise:
-            # "offset noise": a per-picture, per-channel constant added to the
-            # noise (and so to the target). On 8x8 latents a channel's mean
-            # (the background colour) is visible through the noise down to
-            # high t, so without it the model learns to copy the background
-            # from x_t and hardly from the prompt; sampling is unchanged.
-            off = rng.standard_normal((x0.shape[0], x0.shape[1], 1, 1)).astype(np.float32)
-            noise = noise + a.offset_noise * torch.from_numpy(off)
-        if a.coarse_noise:
-            # Experimental, off by default: the same idea at coarser scales
-            # ("pyramid noise"), smooth noise at 2x2 and 4x4, upsampled, so
-            # the coarse layout of x_t at high t is noise too. Meant to make
-            # the model take the shape's position from the prompt; it did
-            # not (models/demo/README.md, "Position").
-            for r in (2, 4):
+        # Coarse noise on top of N(0, I), in training only (sampling is the
+        # plain SD one). "Offset noise" (scale 1: a per-picture, per-channel
+        # constant): on 8x8 latents a channel's mean (the background colour)
+        # shows through the noise down to high t, so without it the model
+        # learns to copy the background from x_t and hardly from the prompt.
+        # Experimental, off by default: the same at 2x2 and 4x4 ("pyramid
+        # noise", bilinearly upsampled), so the coarse layout of x_t at high t
+        # is noise too; meant to make the model take the shape's position from
+        # the prompt, it did not (models/demo/README.md, "Position").
+        for r, std in ((1, a.offset_noise), (2, a.coarse_noise), (4, a.coarse_noise)):
+            if std:
                 c = torch.from_numpy(rng.standard_normal((x0.shape[0], x0.shape[1], r, r)).astype(np.float32))
-                noise = noise + a.coarse_noise * F.interpolate(c, size=x0.shape[2:], mode="bilinear",
-                                                               align_corners=False)
+                noise = noise + std * F.interpolate(c, size=x0.shape[2:], mode="bilinear", align_corners=False)
         ab = ac[t][:, None, None, None]
         xt = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
         ctx = sd.text(ids)
