@@ -75,17 +75,40 @@ def sample_attrs(rng):
                 pos=POSITION_NAMES[rng.integers(len(POSITION_NAMES))])
 
 
+def caption_said(a, rng):
+    """Full or partial caption of attributes a, and which of the optional
+    attributes it names: (caption, {"size": bool, "pos": bool, "bg": bool})."""
+    said = dict(size=bool(rng.random() < 0.5), pos=False, bg=False)
+    words = ["a"] + ([a["size"]] if said["size"] else []) + [a["colour"], a["shape"]]
+    said["pos"] = bool(rng.random() < 0.7)
+    if said["pos"]:
+        words.append(a["pos"])
+    said["bg"] = bool(rng.random() < 0.8)
+    if said["bg"]:
+        words += ["on", "a", a["bg"], "background"]
+    return " ".join(words), said
+
+
 def caption(a, rng):
     """Full or partial caption of attributes a."""
-    words = ["a"]
-    if rng.random() < 0.5:
-        words.append(a["size"])
-    words += [a["colour"], a["shape"]]
-    if rng.random() < 0.7:
-        words.append(a["pos"])
-    if rng.random() < 0.8:
-        words += ["on", "a", a["bg"], "background"]
-    return " ".join(words)
+    return caption_said(a, rng)[0]
+
+
+# Attribute classes a caption states, for the text encoder's pretraining
+# (tools/demo/train.py): (attribute, its values); each gets one more class,
+# "not said", the last, for captions that leave it out (and for "").
+LABELS = (("colour", COLOUR_NAMES), ("shape", SHAPES), ("size", list(SIZES)), ("pos", POSITION_NAMES),
+          ("bg", COLOUR_NAMES))
+
+
+def labels(a, said):
+    """Class index per LABELS entry for a caption of attributes a (said: from
+    caption_said; None for the empty caption)."""
+    out = []
+    for k, values in LABELS:
+        named = said is not None and said.get(k, True)
+        out.append(values.index(a[k]) if named else len(values))
+    return out
 
 
 def render(a, rng):
