@@ -6,17 +6,16 @@ set(SDVK_DEMO_DIR ${CMAKE_SOURCE_DIR}/models/demo)
 if(EXISTS ${SDVK_DEMO_DIR}/sdvk-demo.safetensors)
   add_executable(test_semantic ${CMAKE_CURRENT_LIST_DIR}/test_semantic.c)
   target_link_libraries(test_semantic PRIVATE sdvk m)
-  # The committed model gets the shape and background colours right (30/30
-  # with the model of 2026-11-21) but not yet the position (9/30), see
-  # models/demo/README.md; so the asserted property is both colours
-  # (--check colours) and the three-property rate is printed.
-  add_test(NAME semantic_cpu COMMAND test_semantic ${SDVK_DEMO_DIR} cpu --check colours --min-rate 0.9)
+  # A case passes when the shape colour, the background colour and the
+  # shape's position are all right (test_semantic's default --check all).
+  add_test(NAME semantic_cpu COMMAND test_semantic ${SDVK_DEMO_DIR} cpu --min-rate 0.9)
   # Without a Vulkan driver test_semantic runs the CPU path and says so.
   # One seed per prompt there: lavapipe is far slower than the CPU backend.
-  add_test(NAME semantic_vulkan COMMAND test_semantic ${SDVK_DEMO_DIR} vulkan --seeds 1 --check colours
-           --min-rate 0.9)
+  add_test(NAME semantic_vulkan COMMAND test_semantic ${SDVK_DEMO_DIR} vulkan --seeds 1 --min-rate 0.9)
   # Negative control: guidance pointing away from the prompt (eps = uncond -
-  # 7.5 (cond - uncond)) must make the pass rate collapse (100% -> 0%).
+  # 7.5 (cond - uncond)) must make the pass rate collapse. Measured on the
+  # colours alone, the easier check, so the collapse is not just lost
+  # positions.
   add_test(NAME semantic_cfg_negated COMMAND test_semantic ${SDVK_DEMO_DIR} cpu --cfg -7.5
            --check colours --expect-max-rate 0.5)
   # The demo vocabulary (tools/demo/bpe.py) through the C tokenizer: the ids
