@@ -109,8 +109,14 @@ class Tokenizer:
         self.benc = bytes_to_unicode()
         self.bos, self.eos = self.vocab[BOS], self.vocab[EOS]
         self.size = max(self.vocab.values()) + 1
+        self.cache = {}  # word -> BPE symbols: training encodes the same few words millions of times
 
     def bpe(self, word):
+        if word not in self.cache:
+            self.cache[word] = self._bpe(word)
+        return self.cache[word]
+
+    def _bpe(self, word):
         w = list(_word_symbols(word, self.benc))
         while len(w) > 1:
             pairs = [(self.ranks.get(p, 1 << 30), i) for i, p in enumerate(zip(w, w[1:]))]

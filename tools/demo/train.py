@@ -127,16 +127,13 @@ def train_text(sd, a, tok, rng, losses):
     heads = torch.nn.ModuleList(torch.nn.Linear(width, len(v) + 1) for _, v in data.LABELS)
     params = list(sd.text.parameters()) + list(heads.parameters())
     opt = torch.optim.Adam(params, lr=a.text_lr)
-    cache = {}
     t0 = time.time()
     for it in range(a.text_iters):
         ids, lab = [], []
         for _ in range(a.text_batch):
             at = data.sample_attrs(rng)
             c, said = ("", None) if rng.random() < a.drop else data.caption_said(at, rng)
-            if c not in cache:
-                cache[c] = tok.encode(c)
-            ids.append(cache[c])
+            ids.append(tok.encode(c))
             lab.append(data.labels(at, said))
         ids, lab = torch.tensor(ids), torch.tensor(lab)
         h = sd.text(ids)
@@ -162,7 +159,6 @@ def train_diffusion(sd, a, lat, attrs, tok, rng, losses):
     ema = copy.deepcopy(sd)
     ac = torch.from_numpy(M.alphas_cumprod()).float()
     empty = tok.encode("")
-    cache = {}
     t0 = time.time()
     n = lat.shape[0]
     for it in range(a.unet_iters):
@@ -175,10 +171,7 @@ def train_diffusion(sd, a, lat, attrs, tok, rng, losses):
             if rng.random() < a.drop:
                 ids.append(empty)
             else:
-                c = data.caption(attrs[i], rng)
-                if c not in cache:
-                    cache[c] = tok.encode(c)
-                ids.append(cache[c])
+                ids.append(tok.encode(data.caption(attrs[i], rng)))
         ids = torch.tensor(ids, dtype=torch.long)
         x0 = lat[torch.from_numpy(idx)]
         t = torch.from_numpy(rng.integers(1000, size=a.batch))
