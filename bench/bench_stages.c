@@ -87,13 +87,13 @@ int main(int argc, char **argv) {
     if (strstr(stages, "clip")) {
         int32_t ids[2 * 77];
         for (int i = 0; i < 2 * 77; i++) ids[i] = i % 77 == 0 ? 49406 : i % 77 < 6 ? 320 + i % 77 : 49407;
-        RUN("clip b2", sd_run_clip(ctx, ids, 2, &out));
+        RUN("clip b2", sd_run_clip(ctx, ids, 2, 1, &out));
     }
     if (strstr(stages, "unet")) {
         float *x = randn((size_t)2 * h * w * m->unet.in_ch, 1);
         float *c = randn((size_t)2 * L * m->unet.ctx_dim, 2);
         RUN("unet b2", sd_run_unet(ctx, x, 2, h, w, 500.0f, c, L, &out));
-        sd_cache_drop(ctx, &ctx->unet); /* free it before the VAE */
+        sd_net_release(ctx, SD_NET_UNET); /* free it before the VAE */
         free(x);
         free(c);
     }

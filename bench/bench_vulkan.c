@@ -32,7 +32,7 @@ static float *rnd(size_t n) {
 /* Seconds per replay of g on b (inputs random), or -1 on failure. */
 static double time_graph(sd_backend *b, sd_graph *g, int reps) {
     sd_bgraph *bg;
-    if (b->v->prepare(b, g, &bg) != SDVK_OK) {
+    if (b->v->prepare(b, g, NULL, &bg) != SDVK_OK) {
         fprintf(stderr, "%s: %s\n", b->name, sdvk_last_error());
         return -1;
     }

@@ -1,38 +1,78 @@
-/* The sdvk_ctx internals shared by the pipeline and the stage functions. */
+/* The sdvk_ctx internals shared by the pipeline, the stages and the runner.
+ *
+ * A context owns one model, one backend and, per network (CLIP, UNet, VAE
+ * decoder, VAE encoder), a weight set resident on that backend, made the
+ * first time a graph of the network is prepared. Prepared graphs live in a
+ * small cache keyed by what shapes them (kind, batch, size, ...); every
+ * graph of a network refers to the network's weight set, so a new size,
+ * step count, CFG scale, sampler or seed converts no weight again. */
 #ifndef SD_CTX_H
 #define SD_CTX_H
 
+#include <stdatomic.h>
+
 #include "backend/backend.h"
 #include "model/model.h"
+#include "sample/sampler.h"
 #include "sdvk.h"
 
 struct sd_tokenizer;
+struct sd_lora_state;
 
-/* A graph built for one shape, prepared on the backend, reused while the
- * key (shape, batch, steps ...) stays the same. */
+typedef enum sd_net { SD_NET_CLIP, SD_NET_UNET, SD_NET_VAE_DEC, SD_NET_VAE_ENC, SD_NET_COUNT } sd_net;
+
+/* Graph kinds (key[0] of a cached graph). */
+enum { SD_GK_CLIP = 1, SD_GK_UNET, SD_GK_SAMPLE, SD_GK_DEC, SD_GK_ENC };
+
+#define SD_MAX_SIDE 4096 /* largest width/height of a generation */
+#define SD_CACHE_SLOTS 8 /* prepared graphs kept at once */
+#define SD_CACHE_PER_KIND 2
+
+/* A graph built for one shape, prepared on the backend. */
 typedef struct sd_cached {
     sd_graph *g;
     sd_bgraph *bg;
-    int64_t key[8];
-    int in[6]; /* input tensor ids, meaning per graph kind */
+    sd_net net;
+    int64_t key[12];
+    int in[8]; /* input tensor ids, meaning per graph kind */
     int out;
+    uint64_t last_use;
 } sd_cached;
 
 struct sdvk_ctx {
     sdvk_options opt;
-    char *vocab_opt;
+    char *strings[6]; /* owned copies of the option strings */
     sd_model *model;
     sd_backend *be;
     struct sd_tokenizer *tok;
-    sd_cached clip, unet, sample, dec, enc;
+    sd_bweights *w[SD_NET_COUNT];
+    long weights_prepared_gone; /* prepared counts of weight sets since freed */
+    sd_cached cache[SD_CACHE_SLOTS];
+    uint64_t clock;
+    long graphs_prepared, images, model_evals;
+    double seconds_sampling;
+    atomic_int cancel;
+    struct sd_lora_state *lora; /* LoRAs applied to the resident weights (src/lora.c) */
 };
 
-/* Returns the cached graph if its key matches; otherwise drops it and
- * returns NULL (the caller then builds, and calls sd_cache_finish). */
-int sd_cache_hit(const sd_cached *c, const int64_t key[8]);
+/* Sets the calling thread's log sink to ctx's (every API entry does). */
+void sd_ctx_enter(const sdvk_ctx *ctx);
+
+/* The network's resident weight set, created on first use. */
+sdvk_status sd_net_weights(sdvk_ctx *ctx, sd_net net, sd_bweights **out);
+/* Drops the network's cached graphs and its resident weights. */
+void sd_net_release(sdvk_ctx *ctx, sd_net net);
+/* keep = SDVK_KEEP_NONE: release `net` now that a generation is done with it. */
+void sd_net_done(sdvk_ctx *ctx, sd_net net);
+
+/* Cache lookup: the prepared graph with this key, or NULL. */
+sd_cached *sd_cache_find(sdvk_ctx *ctx, const int64_t key[12]);
+/* Plans and prepares g for `net` (taking g) into a free slot (evicting the
+ * least recently used graph of the same kind beyond SD_CACHE_PER_KIND, or
+ * the oldest); *out is the slot. */
+sdvk_status sd_cache_add(sdvk_ctx *ctx, sd_net net, sd_graph *g, const int64_t key[12],
+                         const int in[8], int out_id, sd_cached **out);
 void sd_cache_drop(sdvk_ctx *ctx, sd_cached *c);
-/* Plans and prepares g on the backend and stores it in c (taking g). */
-sdvk_status sd_cache_finish(sdvk_ctx *ctx, sd_cached *c, sd_graph *g, const int64_t key[8]);
 
 /* Layout conversions at the host boundary. */
 void sd_nchw_to_nhwc(const float *src, float *dst, int64_t b, int64_t c, int64_t h, int64_t w);
@@ -40,14 +80,34 @@ void sd_nhwc_to_nchw(const float *src, float *dst, int64_t b, int64_t c, int64_t
 /* Index of the first non-finite value, or -1. */
 int64_t sd_find_nonfinite(const float *x, int64_t n);
 
-/* Runs CLIP on ids [batch, n_pos]; out [batch, n_pos, width] (malloc'd). */
-sdvk_status sd_run_clip(sdvk_ctx *ctx, const int32_t *ids, int batch, float **out);
-/* DDPM loop in NHWC: x [B,h,w,4] is updated in place. ctx_nhwc is
- * [cfg != 1 ? 2B : B, L, C]. noise_table [n_steps, B,h,w,4] (rows for
- * t == 0 ignored). Runs steps first..n-1. */
-sdvk_status sd_run_sample(sdvk_ctx *ctx, float *x, int64_t B, int64_t h, int64_t w,
-                          const float *context, int64_t L, int n_steps, int first, float cfg,
-                          const float *noise_table, sdvk_progress_fn progress, void *user);
+/* Runs CLIP on ids [batch, n_pos]; out [batch, n_pos, width] (malloc'd).
+ * clip_skip >= 2 takes the output of layer (layers - clip_skip + 1) and
+ * applies the final layer norm to it (A1111's "Clip skip"). */
+sdvk_status sd_run_clip(sdvk_ctx *ctx, const int32_t *ids, int batch, int clip_skip, float **out);
+
+/* One sampler run on NHWC latents [B,h,w,C]. */
+typedef struct sd_sample_req {
+    const sd_plan *plan;
+    int64_t B, h, w;
+    const float *context; /* [cfg ? 2B : B, L, ctx_dim]: rows [cond...; uncond...] */
+    int64_t L;
+    int use_cfg;
+    float *x;             /* in: the start S[0]; out: the latent to decode */
+    /* [n_evals, B,h,w,C]: fresh noise of each eval that takes some (other
+     * rows ignored); NULL when the plan uses none */
+    const float *noise;
+    /* masked: x0 (the original latent), n0 (the start noise), keep =
+     * 1 - mask at latent size [B,h,w,1] */
+    const float *x0, *n0, *keep;
+    /* 9-channel inpainting UNet: [B,h,w,extra_ch] concatenated to its input */
+    const float *extra;
+    int extra_ch;
+    sdvk_progress_fn progress;
+    void *progress_user;
+    int progress_base, progress_total; /* steps reported as base + k of total */
+} sd_sample_req;
+sdvk_status sd_run_sample(sdvk_ctx *ctx, const sd_sample_req *r);
+
 /* VAE decode NHWC z [B,h,w,4] -> img [B,8h,8w,3] (malloc'd). */
 sdvk_status sd_run_vae_decode(sdvk_ctx *ctx, const float *z, int64_t B, int64_t h, int64_t w,
                               float **img);

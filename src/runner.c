@@ -1,16 +1,51 @@
 /* Builds, caches and runs the graphs of the three networks on the
- * context's backend. Everything here is channels-last (NHWC). */
+ * context's backend. Everything here is channels-last (NHWC).
+ *
+ * Weights are resident per network (sd_net_weights); graphs are cached per
+ * shape (sd_cache_*), so a request with another size or batch builds and
+ * prepares a graph but converts no weight, and one with another step count,
+ * CFG scale, sampler or seed reuses the prepared graph as it is: those are
+ * inputs (the per-eval table of the sampler plan). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/status.h"
 #include "ctx.h"
-#include "sample/ddpm.h"
 
-int sd_cache_hit(const sd_cached *c, const int64_t key[8]) {
-    return c->g && !memcmp(c->key, key, sizeof c->key);
+void sd_ctx_enter(const sdvk_ctx *ctx) {
+    sd_log_set_sink(ctx->opt.log, ctx->opt.log_user, ctx->opt.verbose);
 }
+
+/* ---- resident weights ------------------------------------------------------ */
+
+sdvk_status sd_net_weights(sdvk_ctx *ctx, sd_net net, sd_bweights **out) {
+    if (!ctx->w[net])
+        SD_TRY(ctx->be->v->weights_create(ctx->be, &ctx->w[net]));
+    *out = ctx->w[net];
+    return SDVK_OK;
+}
+
+void sd_net_release(sdvk_ctx *ctx, sd_net net) {
+    for (int i = 0; i < SD_CACHE_SLOTS; i++)
+        if (ctx->cache[i].g && ctx->cache[i].net == net)
+            sd_cache_drop(ctx, &ctx->cache[i]);
+    if (ctx->w[net]) {
+        sd_weight_stats st;
+        ctx->be->v->weights_stats(ctx->be, ctx->w[net], &st);
+        ctx->weights_prepared_gone += st.prepared;
+        ctx->be->v->weights_destroy(ctx->be, ctx->w[net]);
+        ctx->w[net] = NULL;
+    }
+}
+
+void sd_net_done(sdvk_ctx *ctx, sd_net net) {
+    if (ctx->opt.keep == SDVK_KEEP_NONE)
+        sd_net_release(ctx, net);
+}
+
+/* ---- the graph cache ----------------------------------------------------------- */
 
 void sd_cache_drop(sdvk_ctx *ctx, sd_cached *c) {
     if (c->bg)
@@ -19,24 +54,78 @@ void sd_cache_drop(sdvk_ctx *ctx, sd_cached *c) {
     memset(c, 0, sizeof *c);
 }
 
-sdvk_status sd_cache_finish(sdvk_ctx *ctx, sd_cached *c, sd_graph *g, const int64_t key[8]) {
+sd_cached *sd_cache_find(sdvk_ctx *ctx, const int64_t key[12]) {
+    for (int i = 0; i < SD_CACHE_SLOTS; i++) {
+        sd_cached *c = &ctx->cache[i];
+        if (c->g && !memcmp(c->key, key, sizeof c->key)) {
+            c->last_use = ++ctx->clock;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/* The slot for a new graph of kind key[0]: a free one when the kind has
+ * fewer than SD_CACHE_PER_KIND graphs, else its least recently used; with
+ * no free slot, the least recently used of all. */
+static sd_cached *cache_slot(sdvk_ctx *ctx, int64_t kind) {
+    sd_cached *free_slot = NULL, *lru_kind = NULL, *lru_all = NULL;
+    int n_kind = 0;
+    for (int i = 0; i < SD_CACHE_SLOTS; i++) {
+        sd_cached *c = &ctx->cache[i];
+        if (!c->g) {
+            if (!free_slot)
+                free_slot = c;
+            continue;
+        }
+        if (c->key[0] == kind) {
+            n_kind++;
+            if (!lru_kind || c->last_use < lru_kind->last_use)
+                lru_kind = c;
+        }
+        if (!lru_all || c->last_use < lru_all->last_use)
+            lru_all = c;
+    }
+    sd_cached *c = n_kind >= SD_CACHE_PER_KIND ? lru_kind : free_slot ? free_slot : lru_all;
+    if (c->g)
+        sd_cache_drop(ctx, c);
+    return c;
+}
+
+sdvk_status sd_cache_add(sdvk_ctx *ctx, sd_net net, sd_graph *g, const int64_t key[12],
+                         const int in[8], int out_id, sd_cached **out) {
+    *out = NULL;
+    sd_bweights *w = NULL;
     sdvk_status s = g->status ? sd_err(g->status, "%s", g->err) : sd_graph_plan(g);
+    if (!s)
+        s = sd_net_weights(ctx, net, &w);
+    sd_cached *c = NULL;
     if (!s) {
         sd_log_verbose("graph: %d nodes, %d tensors, activation arena %.1f MiB", g->nn, g->nt,
                        g->arena_size / 1048576.0);
-        s = ctx->be->v->prepare(ctx->be, g, &c->bg);
+        c = cache_slot(ctx, key[0]);
+        s = ctx->be->v->prepare(ctx->be, g, w, &c->bg);
     }
     if (s) {
         sd_graph_free(g);
-        c->g = NULL;
-        c->bg = NULL;
+        if (c)
+            memset(c, 0, sizeof *c);
         return s;
     }
     c->g = g;
+    c->net = net;
     memcpy(c->key, key, sizeof c->key);
+    memcpy(c->in, in, sizeof c->in);
+    c->out = out_id;
+    c->last_use = ++ctx->clock;
+    ctx->graphs_prepared++;
+    /* the backend holds its own copy now: drop the checkpoint's pages */
     sd_st_release_pages(ctx->model->st);
+    *out = c;
     return SDVK_OK;
 }
+
+/* ---- helpers ------------------------------------------------------------------- */
 
 void sd_nchw_to_nhwc(const float *src, float *dst, int64_t b, int64_t c, int64_t h, int64_t w) {
     for (int64_t n = 0; n < b; n++)
@@ -59,6 +148,12 @@ int64_t sd_find_nonfinite(const float *x, int64_t n) {
         if (!isfinite(x[i]))
             return i;
     return -1;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static sdvk_status write_in(sdvk_ctx *ctx, sd_cached *c, int id, const void *src) {
@@ -87,44 +182,52 @@ static sdvk_status need_net(int present, const sdvk_ctx *ctx, const char *what) 
 
 /* A graph with one input and one output (CLIP, VAE decode/encode), built by
  * `build` on a cache miss and run once on `in`. */
-typedef int (*build1_fn)(sd_graph *g, const sd_model *m, int in);
+typedef int (*build1_fn)(sd_graph *g, const sd_model *m, int in, int arg);
 
-static sdvk_status run1(sdvk_ctx *ctx, sd_cached *c, const int64_t key[8], sd_dtype dt,
-                        int ndim, const int64_t *ne, const char *name, build1_fn build,
+static sdvk_status run1(sdvk_ctx *ctx, sd_net net, const int64_t key[12], sd_dtype dt, int ndim,
+                        const int64_t *ne, const char *name, build1_fn build, int arg,
                         const void *in, float **out) {
-    if (!sd_cache_hit(c, key)) {
-        sd_cache_drop(ctx, c);
+    sd_cached *c = sd_cache_find(ctx, key);
+    if (!c) {
         sd_graph *g = sd_graph_new();
         if (!g)
             return sd_err(SDVK_ERR_OOM, "out of memory");
-        c->in[0] = sd_graph_input(g, dt, ndim, ne, name);
-        c->out = sd_graph_output(g, build(g, ctx->model, c->in[0]));
-        SD_TRY(sd_cache_finish(ctx, c, g, key));
+        int ins[8] = {sd_graph_input(g, dt, ndim, ne, name)};
+        int o = sd_graph_output(g, build(g, ctx->model, ins[0], arg));
+        SD_TRY(sd_cache_add(ctx, net, g, key, ins, o, &c));
     }
     SD_TRY(write_in(ctx, c, c->in[0], in));
     SD_TRY(ctx->be->v->run(ctx->be, c->bg, 0, 1, NULL, NULL));
     return read_out(ctx, c, c->out, out);
 }
 
-sdvk_status sd_run_clip(sdvk_ctx *ctx, const int32_t *ids, int batch, float **out) {
+/* ---- the networks ------------------------------------------------------------- */
+
+static int clip_build(sd_graph *g, const sd_model *m, int ids, int clip_skip) {
+    return sd_clip_build(g, m, ids, clip_skip);
+}
+
+sdvk_status sd_run_clip(sdvk_ctx *ctx, const int32_t *ids, int batch, int clip_skip, float **out) {
     const sd_clip_arch *a = &ctx->model->clip;
     SD_TRY(need_net(a->present, ctx, "CLIP text encoder"));
+    if (clip_skip < 1)
+        clip_skip = 1;
+    if (clip_skip > a->layers)
+        return sd_err(SDVK_ERR_INVALID_ARG, "clip skip %d: the text encoder has %d layers",
+                      clip_skip, a->layers);
     for (int64_t i = 0; i < (int64_t)batch * a->n_pos; i++)
         if (ids[i] < 0 || ids[i] >= a->vocab)
             return sd_err(SDVK_ERR_INVALID_ARG, "token id %d at position %lld is outside the "
                           "model's vocabulary (0..%d)", ids[i], (long long)i, a->vocab - 1);
-    int64_t key[8] = {batch}, ne[2] = {batch, a->n_pos};
-    return run1(ctx, &ctx->clip, key, SD_I32, 2, ne, "tokens", sd_clip_build, ids, out);
+    int64_t key[12] = {SD_GK_CLIP, batch, clip_skip}, ne[2] = {batch, a->n_pos};
+    return run1(ctx, SD_NET_CLIP, key, SD_I32, 2, ne, "tokens", clip_build, clip_skip, ids, out);
 }
 
 static sdvk_status check_latent(const sdvk_ctx *ctx, int64_t h, int64_t w) {
-    int64_t down = (int64_t)1 << (ctx->model->unet.levels - 1);
-    if (h < 1 || w < 1 || h % down || w % down)
-        return sd_err(SDVK_ERR_INVALID_ARG,
-                      "latent %lldx%lld: this UNet needs latent sides divisible by %lld (image "
-                      "sides divisible by %lld)",
-                      (long long)w, (long long)h, (long long)down,
-                      (long long)(down * sd_vae_factor(ctx->model)));
+    (void)ctx; /* any size: see sd_unet_build */
+    if (h < 1 || w < 1 || h > SD_MAX_SIDE || w > SD_MAX_SIDE)
+        return sd_err(SDVK_ERR_INVALID_ARG, "latent %lldx%lld: sides must be in 1..%d",
+                      (long long)w, (long long)h, SD_MAX_SIDE);
     return SDVK_OK;
 }
 
@@ -133,19 +236,18 @@ sdvk_status sd_run_unet(sdvk_ctx *ctx, const float *x, int64_t B, int64_t h, int
     const sd_unet_arch *a = &ctx->model->unet;
     SD_TRY(need_net(a->present, ctx, "UNet"));
     SD_TRY(check_latent(ctx, h, w));
-    int64_t key[8] = {B, h, w, L};
-    sd_cached *c = &ctx->unet;
-    if (!sd_cache_hit(c, key)) {
-        sd_cache_drop(ctx, c);
+    int64_t key[12] = {SD_GK_UNET, B, h, w, L};
+    sd_cached *c = sd_cache_find(ctx, key);
+    if (!c) {
         sd_graph *g = sd_graph_new();
         if (!g)
             return sd_err(SDVK_ERR_OOM, "out of memory");
         int64_t xne[4] = {B, h, w, a->in_ch}, tne[1] = {B}, cne[3] = {B, L, a->ctx_dim};
-        c->in[0] = sd_graph_input(g, SD_F32, 4, xne, "latent");
-        c->in[1] = sd_graph_input(g, SD_F32, 1, tne, "timestep");
-        c->in[2] = sd_graph_input(g, SD_F32, 3, cne, "context");
-        c->out = sd_graph_output(g, sd_unet_build(g, ctx->model, c->in[0], c->in[1], c->in[2]));
-        SD_TRY(sd_cache_finish(ctx, c, g, key));
+        int in[8] = {sd_graph_input(g, SD_F32, 4, xne, "latent"),
+                     sd_graph_input(g, SD_F32, 1, tne, "timestep"),
+                     sd_graph_input(g, SD_F32, 3, cne, "context")};
+        int o = sd_graph_output(g, sd_unet_build(g, ctx->model, in[0], in[1], in[2]));
+        SD_TRY(sd_cache_add(ctx, SD_NET_UNET, g, key, in, o, &c));
     }
     float *tv = malloc((size_t)B * sizeof *tv);
     if (!tv)
@@ -162,106 +264,194 @@ sdvk_status sd_run_unet(sdvk_ctx *ctx, const float *x, int64_t B, int64_t h, int
     return s ? s : read_out(ctx, c, c->out, eps);
 }
 
-typedef struct {
-    sdvk_progress_fn fn;
-    void *user;
-    int first, total;
-} progress_fwd;
+/* ---- the sampler loop ------------------------------------------------------------- */
 
-static int on_step(void *user, int step) {
-    progress_fwd *p = user;
-    return p->fn ? p->fn(p->user, step - p->first + 1, p->total) : 0;
+/* Table rows (evals) a prepared sample graph has room for: a power of two,
+ * so most step counts reuse the graph. */
+static int64_t table_cap(int n_evals) {
+    int64_t cap = 32;
+    while (cap < n_evals) cap *= 2;
+    return cap;
 }
 
-sdvk_status sd_run_sample(sdvk_ctx *ctx, float *x, int64_t B, int64_t h, int64_t w,
-                          const float *context, int64_t L, int n_steps, int first, float cfg,
-                          const float *noise_table, sdvk_progress_fn progress, void *user) {
+/* Inputs of a sample graph, in c->in[]. */
+enum { SI_REGS, SI_CTX, SI_ROWS, SI_NOISE, SI_KEEP, SI_EXTRA };
+
+/* One recorded step: UNet at c_in·S[0] (CFG pair), the register updates of
+ * the plan's linear recurrence, the mask blend. */
+static sd_graph *build_sample(const sdvk_ctx *ctx, int64_t B, int64_t h, int64_t w, int64_t L,
+                              int use_cfg, int Rt, int masked, int noise, int64_t cap,
+                              int extra_ch, int in[8]) {
     const sd_unet_arch *a = &ctx->model->unet;
-    SD_TRY(need_net(a->present, ctx, "UNet"));
-    SD_TRY(check_latent(ctx, h, w));
-    if (!isfinite(cfg))
-        return sd_err(SDVK_ERR_INVALID_ARG, "cfg scale must be finite");
-    if (first < 0 || first >= n_steps)
-        return sd_err(SDVK_ERR_INVALID_ARG, "first step %d outside 0..%d", first, n_steps - 1);
-    sd_ddpm sch;
-    SD_TRY(sd_ddpm_init(&sch, n_steps));
-    const int use_cfg = cfg != 1.0f;
+    const int R = SD_SAMPLER_MAX_REGS, C = a->out_ch;
+    sd_graph *g = sd_graph_new();
+    if (!g)
+        return NULL;
     const int64_t nb = use_cfg ? 2 * B : B;
-    uint32_t cfg_bits;
-    memcpy(&cfg_bits, &cfg, 4);
-    int64_t key[8] = {B, h, w, L, n_steps, use_cfg, cfg_bits};
-    sd_cached *c = &ctx->sample;
-    sdvk_status s = SDVK_OK;
-    if (!sd_cache_hit(c, key)) {
-        sd_cache_drop(ctx, c);
-        sd_graph *g = sd_graph_new();
-        if (!g) {
-            sd_ddpm_free(&sch);
-            return sd_err(SDVK_ERR_OOM, "out of memory");
-        }
-        int64_t xne[4] = {B, h, w, a->in_ch}, cne[3] = {nb, L, a->ctx_dim};
-        int64_t tne[2] = {n_steps, nb}, kne[2] = {n_steps, 3};
-        int64_t nne[4] = {n_steps, B, h, w * a->in_ch};
-        int xi = c->in[0] = sd_graph_input(g, SD_F32, 4, xne, "latent");
-        int ci = c->in[1] = sd_graph_input(g, SD_F32, 3, cne, "context");
-        int ti = c->in[2] = sd_graph_input(g, SD_F32, 2, tne, "timesteps");
-        int ki = c->in[3] = sd_graph_input(g, SD_F32, 2, kne, "coefficients");
-        int ni = c->in[4] = sd_graph_input(g, SD_F32, 4, nne, "noise");
-        int xin = use_cfg ? sd_concat(g, xi, xi, 0) : xi;
-        int eps = sd_unet_build(g, ctx->model, xin, sd_step_select(g, ti), ci);
-        if (use_cfg)
-            eps = sd_cfg_combine(g, eps, cfg);
-        int noise = sd_graph_reshape(g, sd_step_select(g, ni), 4, xne);
-        int xn = sd_sampler_step(g, xi, eps, noise, sd_step_select(g, ki));
-        sd_copy_into(g, xn, xi);
-        c->out = xi;
-        s = sd_cache_finish(ctx, c, g, key);
+    int64_t sne[4] = {Rt * B, h, w, C}, xne[4] = {B, h, w, C}, cne[3] = {nb, L, a->ctx_dim};
+    int64_t rne[2] = {cap, SD_ROW}, nne[4] = {cap, B, h, w * C}, kne[4] = {B, h, w, 1};
+    int64_t ene[4] = {B, h, w, extra_ch}, one[1] = {1};
+    for (int i = 0; i < 8; i++) in[i] = -1;
+    int S = in[SI_REGS] = sd_graph_input(g, SD_F32, 4, sne, "registers");
+    int ci = in[SI_CTX] = sd_graph_input(g, SD_F32, 3, cne, "context");
+    int ri = in[SI_ROWS] = sd_graph_input(g, SD_F32, 2, rne, "sampler table");
+    if (noise)
+        in[SI_NOISE] = sd_graph_input(g, SD_F32, 4, nne, "noise");
+    if (masked)
+        in[SI_KEEP] = sd_graph_input(g, SD_F32, 4, kne, "keep mask");
+    if (extra_ch)
+        in[SI_EXTRA] = sd_graph_input(g, SD_F32, 4, ene, "inpaint conditioning");
+    int row = sd_step_select(g, ri);
+    int t = sd_graph_view(g, row, 1, one, SD_ROW_T * 4);
+    int c_in = sd_graph_view(g, row, 1, one, SD_ROW_CIN * 4);
+    int cfg = sd_graph_view(g, row, 1, one, SD_ROW_CFG * 4);
+    int x = sd_graph_view(g, S, 4, xne, 0);
+    int xin = sd_mul(g, x, c_in);
+    if (extra_ch)
+        xin = sd_concat(g, xin, in[SI_EXTRA], 3);
+    if (use_cfg)
+        xin = sd_concat(g, xin, xin, 0);
+    int eps = sd_unet_build(g, ctx->model, xin, t, ci);
+    if (use_cfg)
+        eps = sd_cfg_combine(g, eps, cfg);
+    int nz = noise ? sd_graph_reshape(g, sd_step_select(g, in[SI_NOISE]), 4, xne) : -1;
+    int next[SD_SAMPLER_MAX_REGS];
+    for (int r = 0; r < R; r++) next[r] = sd_sampler_step(g, S, Rt, eps, nz, row, sd_row_coef(R, Rt, r));
+    size_t reg_bytes = (size_t)(B * h * w * C) * sizeof(float);
+    for (int r = 0; r < R; r++)
+        sd_copy_into(g, next[r], sd_graph_view(g, S, 4, xne, (size_t)r * reg_bytes));
+    if (masked) { /* x += keep ⊙ F·(a·x0 + b·n0 − x), with the updated x */
+        int d = sd_sampler_step(g, S, Rt, eps, -1, row, sd_row_coef(R, Rt, R));
+        int x2 = sd_add(g, sd_graph_view(g, S, 4, xne, 0), sd_mul(g, d, in[SI_KEEP]));
+        sd_copy_into(g, x2, sd_graph_view(g, S, 4, xne, 0));
     }
-    float *tt = s ? NULL : malloc((size_t)(n_steps * nb) * sizeof *tt);
-    if (!s && !tt)
+    return g;
+}
+
+typedef struct {
+    sdvk_ctx *ctx;
+    const sd_sample_req *r;
+    int first, reported;
+} progress_fwd;
+
+/* Called per eval; reports a sampler step when its last eval is done. */
+static int on_eval(void *user, int eval) {
+    progress_fwd *p = user;
+    const sd_plan *pl = p->r->plan;
+    p->ctx->model_evals++;
+    if (eval + 1 < pl->n_evals && pl->eval_step[eval + 1] == pl->eval_step[eval])
+        return 0;
+    int step = pl->eval_step[eval] + 1;
+    if (sd_verbose)
+        sd_log_verbose("step %d/%d done", p->r->progress_base + step, p->r->progress_total);
+    if (p->r->progress)
+        return p->r->progress(p->r->progress_user, p->r->progress_base + step, p->r->progress_total);
+    return 0;
+}
+
+sdvk_status sd_run_sample(sdvk_ctx *ctx, const sd_sample_req *r) {
+    const sd_unet_arch *a = &ctx->model->unet;
+    const sd_plan *pl = r->plan;
+    SD_TRY(need_net(a->present, ctx, "UNet"));
+    SD_TRY(check_latent(ctx, r->h, r->w));
+    if (a->in_ch != a->out_ch + r->extra_ch)
+        return sd_err(SDVK_ERR_MODEL, "%s: the UNet takes %d input channels; the request gives "
+                      "%d (is this an inpainting checkpoint?)", ctx->model->path, a->in_ch,
+                      a->out_ch + r->extra_ch);
+    if (pl->masked && (!r->x0 || !r->n0 || !r->keep))
+        return sd_err(SDVK_ERR_INVALID_ARG, "masked sampling needs x0, n0 and the keep mask");
+    if (pl->uses_noise && !r->noise)
+        return sd_err(SDVK_ERR_INVALID_ARG, "this sampler needs per-step noise");
+    const int64_t B = r->B, h = r->h, w = r->w, C = a->out_ch, per = B * h * w * C;
+    const int Rt = SD_SAMPLER_MAX_REGS + (pl->masked ? 2 : 0);
+    const int64_t cap = table_cap(pl->n_evals);
+    int64_t key[12] = {SD_GK_SAMPLE, B, h, w, r->L, r->use_cfg, Rt, pl->masked, pl->uses_noise,
+                       cap, r->extra_ch};
+    sd_cached *c = sd_cache_find(ctx, key);
+    if (!c) {
+        int in[8];
+        sd_graph *g = build_sample(ctx, B, h, w, r->L, r->use_cfg, Rt, pl->masked, pl->uses_noise,
+                                   cap, r->extra_ch, in);
+        if (!g)
+            return sd_err(SDVK_ERR_OOM, "out of memory");
+        SD_TRY(sd_cache_add(ctx, SD_NET_UNET, g, key, in, in[SI_REGS], &c));
+    }
+    /* registers: S[0] = x, history 0, then x0 and n0 when masked */
+    float *regs = calloc((size_t)(Rt * per), sizeof(float));
+    float *rows = calloc((size_t)(cap * SD_ROW), sizeof(float));
+    float *noise = pl->uses_noise ? calloc((size_t)(cap * per), sizeof(float)) : NULL;
+    sdvk_status s = SDVK_OK;
+    if (!regs || !rows || (pl->uses_noise && !noise))
         s = sd_err(SDVK_ERR_OOM, "out of memory");
     if (!s) {
-        for (int i = 0; i < n_steps; i++)
-            for (int64_t j = 0; j < nb; j++) tt[i * nb + j] = (float)sch.t[i];
-        s = write_in(ctx, c, c->in[0], x);
+        memcpy(regs, r->x, (size_t)per * sizeof(float));
+        if (pl->masked) {
+            memcpy(regs + SD_SAMPLER_MAX_REGS * per, r->x0, (size_t)per * sizeof(float));
+            memcpy(regs + (SD_SAMPLER_MAX_REGS + 1) * per, r->n0, (size_t)per * sizeof(float));
+        }
+        memcpy(rows, pl->rows, (size_t)pl->n_evals * SD_ROW * sizeof(float));
+        if (noise)
+            memcpy(noise, r->noise, (size_t)(pl->n_evals * per) * sizeof(float));
+        s = write_in(ctx, c, c->in[SI_REGS], regs);
     }
     if (!s)
-        s = write_in(ctx, c, c->in[1], context);
+        s = write_in(ctx, c, c->in[SI_CTX], r->context);
     if (!s)
-        s = write_in(ctx, c, c->in[2], tt);
-    if (!s)
-        s = write_in(ctx, c, c->in[3], sch.coef);
-    if (!s)
-        s = write_in(ctx, c, c->in[4], noise_table);
-    free(tt);
+        s = write_in(ctx, c, c->in[SI_ROWS], rows);
+    if (!s && noise)
+        s = write_in(ctx, c, c->in[SI_NOISE], noise);
+    if (!s && pl->masked)
+        s = write_in(ctx, c, c->in[SI_KEEP], r->keep);
+    if (!s && r->extra_ch)
+        s = write_in(ctx, c, c->in[SI_EXTRA], r->extra);
+    free(rows);
+    free(noise);
     if (!s) {
-        progress_fwd pf = {progress, user, first, n_steps - first};
-        s = ctx->be->v->run(ctx->be, c->bg, first, n_steps - first, on_step, &pf);
+        progress_fwd pf = {ctx, r, 0, 0};
+        double t0 = now_s();
+        s = ctx->be->v->run(ctx->be, c->bg, 0, pl->n_evals, on_eval, &pf);
+        ctx->seconds_sampling += now_s() - t0;
+        if (!s)
+            sd_log_verbose("sampler: %d steps (%d model evaluations) in %.2f s", pl->n_steps,
+                           pl->n_evals, now_s() - t0);
     }
     if (!s)
-        s = ctx->be->v->read(ctx->be, c->bg, c->in[0], x, sd_tensor_nbytes(&c->g->t[c->in[0]]));
-    sd_ddpm_free(&sch);
+        s = ctx->be->v->read(ctx->be, c->bg, c->in[SI_REGS], regs,
+                             sd_tensor_nbytes(&c->g->t[c->in[SI_REGS]]));
     if (!s) {
-        int64_t bad = sd_find_nonfinite(x, B * h * w * a->in_ch);
+        for (int64_t i = 0; i < per; i++) r->x[i] = (float)(pl->out_scale * regs[i]);
+        int64_t bad = sd_find_nonfinite(r->x, per);
         if (bad >= 0)
             s = sd_err(SDVK_ERR_NUMERIC, "the sampled latent contains NaN/Inf (element %lld)",
                        (long long)bad);
     }
+    free(regs);
     return s;
+}
+
+/* ---- the VAE -------------------------------------------------------------------- */
+
+static int dec_build(sd_graph *g, const sd_model *m, int z, int arg) {
+    (void)arg;
+    return sd_vae_decode_build(g, m, z);
+}
+static int enc_build(sd_graph *g, const sd_model *m, int img, int arg) {
+    (void)arg;
+    return sd_vae_encode_build(g, m, img);
 }
 
 sdvk_status sd_run_vae_decode(sdvk_ctx *ctx, const float *z, int64_t B, int64_t h, int64_t w,
                               float **img) {
     const sd_vae_arch *a = &ctx->model->vae;
     SD_TRY(need_net(a->has_decoder, ctx, "VAE decoder"));
-    int64_t key[8] = {B, h, w}, ne[4] = {B, h, w, a->z_ch};
-    return run1(ctx, &ctx->dec, key, SD_F32, 4, ne, "latent", sd_vae_decode_build, z, img);
+    int64_t key[12] = {SD_GK_DEC, B, h, w}, ne[4] = {B, h, w, a->z_ch};
+    return run1(ctx, SD_NET_VAE_DEC, key, SD_F32, 4, ne, "latent", dec_build, 0, z, img);
 }
 
 sdvk_status sd_run_vae_encode(sdvk_ctx *ctx, const float *img, int64_t B, int64_t H, int64_t W,
                               float **z) {
     const sd_vae_arch *a = &ctx->model->vae;
     SD_TRY(need_net(a->has_encoder, ctx, "VAE encoder"));
-    int64_t key[8] = {B, H, W}, ne[4] = {B, H, W, a->img_ch};
-    return run1(ctx, &ctx->enc, key, SD_F32, 4, ne, "image", sd_vae_encode_build, img, z);
+    int64_t key[12] = {SD_GK_ENC, B, H, W}, ne[4] = {B, H, W, a->img_ch};
+    return run1(ctx, SD_NET_VAE_ENC, key, SD_F32, 4, ne, "image", enc_build, 0, img, z);
 }

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/rng.h"
+#include "sample/noise.h"
 #include "core/status.h"
 #include "ctx.h"
 
@@ -12,8 +12,11 @@
 
 static float *alloc_f(int64_t n) { return n > 0 ? malloc((size_t)n * sizeof(float)) : NULL; }
 
-sdvk_status sd_stage_clip(sdvk_ctx *ctx, const int32_t *ids, int batch, int len, float **out,
-                          int64_t out_ne[3]) {
+sdvk_status sdvk_stage_clip(sdvk_ctx *ctx, const int32_t *ids, int batch, int len, int clip_skip,
+                            float **out, int64_t out_ne[3]) {
+    if (!ctx || !ids || !out || !out_ne)
+        return sd_err(SDVK_ERR_INVALID_ARG, "sdvk_stage_clip: NULL argument");
+    sd_ctx_enter(ctx);
     const sd_clip_arch *a = &ctx->model->clip;
     if (!a->present)
         return sd_err(SDVK_ERR_MODEL, "%s: the checkpoint has no CLIP text encoder",
@@ -27,7 +30,7 @@ sdvk_status sd_stage_clip(sdvk_ctx *ctx, const int32_t *ids, int batch, int len,
     for (int b = 0; b < batch; b++)
         for (int i = 0; i < a->n_pos; i++)
             full[b * a->n_pos + i] = i < len ? ids[b * len + i] : CLIP_PAD;
-    sdvk_status s = sd_run_clip(ctx, full, batch, out);
+    sdvk_status s = sd_run_clip(ctx, full, batch, clip_skip, out);
     free(full);
     if (!s) {
         out_ne[0] = batch;
@@ -56,9 +59,12 @@ static sdvk_status broadcast_ctx(const float *ctxv, const int64_t ne[3], int64_t
     return SDVK_OK;
 }
 
-sdvk_status sd_stage_unet(sdvk_ctx *ctx, const float *latent, const int64_t ln[4], float timestep,
-                          const float *context, const int64_t cn[3], float **out,
-                          int64_t out_ne[4]) {
+sdvk_status sdvk_stage_unet(sdvk_ctx *ctx, const float *latent, const int64_t ln[4],
+                            float timestep, const float *context, const int64_t cn[3], float **out,
+                            int64_t out_ne[4]) {
+    if (!ctx || !latent || !ln || !context || !cn || !out || !out_ne)
+        return sd_err(SDVK_ERR_INVALID_ARG, "sdvk_stage_unet: NULL argument");
+    sd_ctx_enter(ctx);
     const sd_unet_arch *a = &ctx->model->unet;
     if (!a->present)
         return sd_err(SDVK_ERR_MODEL, "%s: the checkpoint has no UNet", ctx->model->path);
@@ -90,8 +96,11 @@ sdvk_status sd_stage_unet(sdvk_ctx *ctx, const float *latent, const int64_t ln[4
     return s;
 }
 
-sdvk_status sd_stage_vae_decode(sdvk_ctx *ctx, const float *latent, const int64_t ln[4],
-                                float **out, int64_t out_ne[4]) {
+sdvk_status sdvk_stage_vae_decode(sdvk_ctx *ctx, const float *latent, const int64_t ln[4],
+                                  float **out, int64_t out_ne[4]) {
+    if (!ctx || !latent || !ln || !out || !out_ne)
+        return sd_err(SDVK_ERR_INVALID_ARG, "sdvk_stage_vae_decode: NULL argument");
+    sd_ctx_enter(ctx);
     const sd_vae_arch *a = &ctx->model->vae;
     if (!a->has_decoder)
         return sd_err(SDVK_ERR_MODEL, "%s: the checkpoint has no VAE decoder", ctx->model->path);
@@ -119,8 +128,11 @@ sdvk_status sd_stage_vae_decode(sdvk_ctx *ctx, const float *latent, const int64_
     return s;
 }
 
-sdvk_status sd_stage_vae_encode(sdvk_ctx *ctx, const float *image, const int64_t in[4],
-                                float **out, int64_t out_ne[4]) {
+sdvk_status sdvk_stage_vae_encode(sdvk_ctx *ctx, const float *image, const int64_t in[4],
+                                  float **out, int64_t out_ne[4]) {
+    if (!ctx || !image || !in || !out || !out_ne)
+        return sd_err(SDVK_ERR_INVALID_ARG, "sdvk_stage_vae_encode: NULL argument");
+    sd_ctx_enter(ctx);
     const sd_vae_arch *a = &ctx->model->vae;
     if (!a->has_encoder)
         return sd_err(SDVK_ERR_MODEL, "%s: the checkpoint has no VAE encoder", ctx->model->path);
@@ -151,55 +163,110 @@ sdvk_status sd_stage_vae_encode(sdvk_ctx *ctx, const float *image, const int64_t
     return s;
 }
 
-sdvk_status sd_stage_sample(sdvk_ctx *ctx, const float *context, const int64_t cn[3],
-                            const float *x0, const int64_t ln[4], int steps, float cfg,
-                            const float *step_noise, const int64_t nn[5], uint64_t seed,
-                            float **out, int64_t out_ne[4]) {
+static sd_plan_opts plan_opts(const sdvk_gen_params *p) {
+    sd_plan_opts po = {.sampler = p->sampler,
+                       .schedule = p->schedule,
+                       .steps = p->steps,
+                       .strength = 1.0f,
+                       .eta = p->eta,
+                       .cfg = p->cfg_scale};
+    return po;
+}
+
+sdvk_status sdvk_sample_noise_draws(const sdvk_gen_params *p, int *k) {
+    if (!p || !k)
+        return sd_err(SDVK_ERR_INVALID_ARG, "sdvk_sample_noise_draws: NULL argument");
+    sd_plan_opts po = plan_opts(p);
+    sd_plan pl;
+    SD_TRY(sd_plan_make(&po, &pl));
+    *k = 0;
+    for (int e = 0; e < pl.n_evals; e++) *k += pl.eval_noise[e];
+    sd_plan_free(&pl);
+    return SDVK_OK;
+}
+
+sdvk_status sdvk_randn(sdvk_rng rng, uint64_t seed, float *out, size_t n) {
+    if (!out && n)
+        return sd_err(SDVK_ERR_INVALID_ARG, "sdvk_randn: NULL output");
+    if ((unsigned)rng > SDVK_RNG_SDVK)
+        return sd_err(SDVK_ERR_INVALID_ARG, "unknown rng %d", (int)rng);
+    sd_noise g;
+    sd_noise_seed(&g, (sd_rng_kind)rng, seed);
+    return sd_noise_randn(&g, out, n);
+}
+
+sdvk_status sdvk_stage_sample(sdvk_ctx *ctx, const sdvk_gen_params *p, const float *context,
+                              const int64_t cn[3], const float *noise0, const int64_t ln[4],
+                              const float *step_noise, const int64_t nn[5], float **out,
+                              int64_t out_ne[4]) {
+    if (!ctx || !p || !context || !cn || !noise0 || !ln || !out || !out_ne)
+        return sd_err(SDVK_ERR_INVALID_ARG, "sdvk_stage_sample: NULL argument");
+    sd_ctx_enter(ctx);
+    atomic_store(&ctx->cancel, 0);
     const sd_unet_arch *a = &ctx->model->unet;
     if (!a->present)
         return sd_err(SDVK_ERR_MODEL, "%s: the checkpoint has no UNet", ctx->model->path);
-    if (steps < 1 || steps > 1000)
-        return sd_err(SDVK_ERR_INVALID_ARG, "--steps must be in 1..1000 (got %d)", steps);
     const int64_t B = ln[0], C = ln[1], h = ln[2], w = ln[3];
-    if (C != a->in_ch)
+    if (C != a->out_ch || a->in_ch != a->out_ch)
         return sd_err(SDVK_ERR_INVALID_ARG, "latent has %lld channels, the UNet takes %d",
                       (long long)C, a->in_ch);
-    const int use_cfg = cfg != 1.0f;
-    if (cn[0] != (use_cfg ? 2 * B : B))
+    if (B < 1 || h < 1 || w < 1)
+        return sd_err(SDVK_ERR_INVALID_ARG, "latent [%lld,%lld,%lld,%lld]: bad shape",
+                      (long long)B, (long long)C, (long long)h, (long long)w);
+    const int use_cfg = p->cfg_scale != 1.0f;
+    if (cn[0] != (use_cfg ? 2 * B : B) || cn[2] != a->ctx_dim)
         return sd_err(SDVK_ERR_INVALID_ARG,
-                      "context batch %lld: with cfg %g and latent batch %lld it must be %lld%s",
-                      (long long)cn[0], cfg, (long long)B, (long long)(use_cfg ? 2 * B : B),
-                      use_cfg ? " ([cond; uncond])" : "");
+                      "context batch %lld: with cfg %g and latent batch %lld it must be %lld%s, "
+                      "width %d",
+                      (long long)cn[0], p->cfg_scale, (long long)B, (long long)(use_cfg ? 2 * B : B),
+                      use_cfg ? " ([cond; uncond])" : "", a->ctx_dim);
+    sd_plan_opts po = plan_opts(p);
+    sd_plan pl;
+    SD_TRY(sd_plan_make(&po, &pl));
+    int K = 0;
+    for (int e = 0; e < pl.n_evals; e++) K += pl.eval_noise[e];
     const int64_t per = B * C * h * w;
-    /* steps with t > 0 take noise; t_i = (N-1-i) * (1000/N) is 0 only last */
-    int stride = 1000 / steps, noisy = 0;
-    for (int i = 0; i < steps; i++) noisy += (steps - 1 - i) * stride > 0;
-    if (step_noise && (nn[0] != noisy || nn[1] != B || nn[2] != C || nn[3] != h || nn[4] != w))
-        return sd_err(SDVK_ERR_INVALID_ARG,
-                      "step noise must be [%d,%lld,%lld,%lld,%lld] (one per step with t > 0)",
-                      noisy, (long long)B, (long long)C, (long long)h, (long long)w);
-    float *table = alloc_f((int64_t)steps * per), *x = alloc_f(per), *tmp = alloc_f(per);
     sdvk_status s = SDVK_OK;
-    if (!table || !x || !tmp)
+    if (step_noise && (!nn || nn[0] != K || nn[1] != B || nn[2] != C || nn[3] != h || nn[4] != w))
+        s = sd_err(SDVK_ERR_INVALID_ARG,
+                   "step noise must be [%d,%lld,%lld,%lld,%lld] (one field per model evaluation "
+                   "that takes fresh noise)",
+                   K, (long long)B, (long long)C, (long long)h, (long long)w);
+    float *table = NULL, *x = malloc((size_t)per * sizeof *x), *tmp = malloc((size_t)per * sizeof *tmp);
+    if (!s && pl.uses_noise && !(table = calloc((size_t)(pl.n_evals * per), sizeof *table)))
         s = sd_err(SDVK_ERR_OOM, "out of memory");
-    if (!s) {
-        sd_rng rng;
-        sd_rng_seed(&rng, seed);
-        int k = 0;
-        for (int i = 0; i < steps; i++) {
-            float *row = table + (int64_t)i * per;
-            if ((steps - 1 - i) * stride == 0) {
-                memset(row, 0, (size_t)per * sizeof(float));
+    if (!s && (!x || !tmp))
+        s = sd_err(SDVK_ERR_OOM, "out of memory");
+    if (!s && pl.uses_noise) {
+        sd_noise g;
+        sd_noise_seed(&g, (sd_rng_kind)p->rng, p->seed);
+        for (int e = 0, k = 0; !s && e < pl.n_evals; e++) {
+            if (!pl.eval_noise[e])
                 continue;
-            }
             if (step_noise)
                 memcpy(tmp, step_noise + (int64_t)k++ * per, (size_t)per * sizeof(float));
             else
-                sd_rng_normal(&rng, tmp, (size_t)per);
-            sd_nchw_to_nhwc(tmp, row, B, C, h, w);
+                s = sd_noise_randn(&g, tmp, (size_t)per);
+            if (!s)
+                sd_nchw_to_nhwc(tmp, table + (int64_t)e * per, B, C, h, w);
         }
-        sd_nchw_to_nhwc(x0, x, B, C, h, w);
-        s = sd_run_sample(ctx, x, B, h, w, context, cn[1], steps, 0, cfg, table, NULL, NULL);
+    }
+    if (!s) {
+        sd_nchw_to_nhwc(noise0, tmp, B, C, h, w);
+        for (int64_t i = 0; i < per; i++) x[i] = (float)(pl.init_noise * tmp[i]);
+        sd_sample_req req = {.plan = &pl,
+                             .B = B,
+                             .h = h,
+                             .w = w,
+                             .context = context,
+                             .L = cn[1],
+                             .use_cfg = use_cfg,
+                             .x = x,
+                             .noise = table,
+                             .progress = p->progress,
+                             .progress_user = p->progress_user,
+                             .progress_total = pl.n_steps};
+        s = sd_run_sample(ctx, &req);
     }
     if (!s) {
         sd_nhwc_to_nchw(x, tmp, B, C, h, w);
@@ -207,8 +274,44 @@ sdvk_status sd_stage_sample(sdvk_ctx *ctx, const float *context, const int64_t c
         *out = tmp;
         tmp = NULL;
     }
+    sd_plan_free(&pl);
     free(table);
     free(x);
     free(tmp);
     return s;
+}
+
+/* ---- the internal names the model tests use ---- */
+
+sdvk_status sd_stage_clip(sdvk_ctx *ctx, const int32_t *ids, int batch, int len, float **out,
+                          int64_t out_ne[3]) {
+    return sdvk_stage_clip(ctx, ids, batch, len, 1, out, out_ne);
+}
+sdvk_status sd_stage_unet(sdvk_ctx *ctx, const float *latent, const int64_t lat_ne[4],
+                          float timestep, const float *context, const int64_t ctx_ne[3],
+                          float **out, int64_t out_ne[4]) {
+    return sdvk_stage_unet(ctx, latent, lat_ne, timestep, context, ctx_ne, out, out_ne);
+}
+sdvk_status sd_stage_vae_decode(sdvk_ctx *ctx, const float *latent, const int64_t lat_ne[4],
+                                float **out, int64_t out_ne[4]) {
+    return sdvk_stage_vae_decode(ctx, latent, lat_ne, out, out_ne);
+}
+sdvk_status sd_stage_vae_encode(sdvk_ctx *ctx, const float *image, const int64_t img_ne[4],
+                                float **out, int64_t out_ne[4]) {
+    return sdvk_stage_vae_encode(ctx, image, img_ne, out, out_ne);
+}
+sdvk_status sd_stage_sample(sdvk_ctx *ctx, const float *context, const int64_t ctx_ne[3],
+                            const float *x0, const int64_t lat_ne[4], int steps, float cfg,
+                            const float *step_noise, const int64_t noise_ne[5], uint64_t seed,
+                            float **out, int64_t out_ne[4]) {
+    sdvk_gen_params p;
+    sdvk_gen_params_default(&p);
+    p.sampler = SDVK_SAMPLER_DDPM;
+    p.schedule = SDVK_SCHEDULE_DISCRETE;
+    p.rng = SDVK_RNG_SDVK;
+    p.steps = steps;
+    p.cfg_scale = cfg;
+    p.seed = seed;
+    return sdvk_stage_sample(ctx, &p, context, ctx_ne, x0, lat_ne, step_noise, noise_ne, out,
+                             out_ne);
 }

@@ -1,5 +1,5 @@
-/* Stage entry points behind `sdvk stage ...` and the tests: run one part of
- * the pipeline on host arrays. Arrays are float32, NCHW at this boundary
+/* The stage entry points of the model tests (thin names over the public
+ * sdvk_stage_* functions): run one part of the pipeline on host arrays. Arrays are float32, NCHW at this boundary
  * (whatever the backend's internal layout), as in the .npy files. Each
  * returns a malloc'd array in *out (free()) and its shape in out_ne. */
 #ifndef SD_STAGE_H
@@ -25,7 +25,7 @@ sdvk_status sd_stage_vae_decode(sdvk_ctx *ctx, const float *latent, const int64_
 /* image [B,3,H,W] in [-1,1] -> posterior mean * scale_factor [B,4,H/8,W/8]. */
 sdvk_status sd_stage_vae_encode(sdvk_ctx *ctx, const float *image, const int64_t img_ne[4],
                                 float **out, int64_t out_ne[4]);
-/* DDPM loop. context [2B or B, L, C]: rows [cond; uncond] when cfg != 1
+/* DDPM loop (sdvk's own generator for noise from the seed). context [2B or B, L, C]: rows [cond; uncond] when cfg != 1
  * (then 2 context rows per latent), else [B,L,C]. x0 [B,4,h,w].
  * step_noise [K,B,4,h,w] for the K steps with t > 0 (NULL: from seed). */
 sdvk_status sd_stage_sample(sdvk_ctx *ctx, const float *context, const int64_t ctx_ne[3],

@@ -8,7 +8,13 @@ if(EXISTS ${SDVK_DEMO_DIR}/sdvk-demo.safetensors)
   target_link_libraries(test_semantic PRIVATE sdvk m)
   # A case passes when the shape colour, the background colour and the
   # shape's position are all right (test_semantic's default --check all).
+  # The default sampler (DPM++ 2M Karras), Euler a and the DDPM the model
+  # was first checked with, 20 steps each.
   add_test(NAME semantic_cpu COMMAND test_semantic ${SDVK_DEMO_DIR} cpu --min-rate 0.9)
+  add_test(NAME semantic_cpu_euler_a COMMAND test_semantic ${SDVK_DEMO_DIR} cpu --min-rate 0.9
+           --sampler euler_a --scheduler discrete)
+  add_test(NAME semantic_cpu_ddpm COMMAND test_semantic ${SDVK_DEMO_DIR} cpu --min-rate 0.9
+           --sampler ddpm --scheduler discrete)
   # Without a Vulkan driver test_semantic runs the CPU path and says so.
   # One seed per prompt there: lavapipe is far slower than the CPU backend.
   add_test(NAME semantic_vulkan COMMAND test_semantic ${SDVK_DEMO_DIR} vulkan --seeds 1 --min-rate 0.9)
@@ -23,7 +29,8 @@ if(EXISTS ${SDVK_DEMO_DIR}/sdvk-demo.safetensors)
   add_test(NAME semantic_tokenizer COMMAND sdvk_cli tokenize --vocab ${SDVK_DEMO_DIR}/tokenizer
            -- "a red circle")
   set_tests_properties(semantic_tokenizer PROPERTIES PASS_REGULAR_EXPRESSION "^587,320,554,532,588,588,")
-  set_tests_properties(semantic_cpu semantic_cfg_negated semantic_tokenizer PROPERTIES LABELS "semantic")
+  set_tests_properties(semantic_cpu semantic_cpu_euler_a semantic_cpu_ddpm semantic_cfg_negated
+    semantic_tokenizer PROPERTIES LABELS "semantic")
   set_tests_properties(semantic_vulkan PROPERTIES LABELS "semantic;vulkan"
     ENVIRONMENT "XDG_RUNTIME_DIR=/tmp;XDG_CACHE_HOME=${CMAKE_BINARY_DIR}/vk-cache")
 endif()

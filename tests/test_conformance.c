@@ -20,9 +20,13 @@ typedef struct {
     float eps;
 } skewed;
 
-static sdvk_status sk_prepare(sd_backend *b, const sd_graph *g, sd_bgraph **out) {
+static sdvk_status sk_prepare(sd_backend *b, const sd_graph *g, sd_bweights *w, sd_bgraph **out) {
     sd_backend *in = ((skewed *)b)->inner;
-    return in->v->prepare(in, g, out);
+    return in->v->prepare(in, g, w, out);
+}
+static int sk_supports(sd_backend *b, const sd_graph *g, int k, char *why, size_t n) {
+    sd_backend *in = ((skewed *)b)->inner;
+    return in->v->supports(in, g, k, why, n);
 }
 static void sk_release(sd_backend *b, sd_bgraph *bg) {
     sd_backend *in = ((skewed *)b)->inner;
@@ -44,7 +48,13 @@ static sdvk_status sk_run(sd_backend *b, sd_bgraph *bg, int first, int n, sd_ste
     return in->v->run(in, bg, first, n, cb, u);
 }
 static void sk_destroy(sd_backend *b) { (void)b; }
-static const sd_backend_vtbl sk_vtbl = {sk_prepare, sk_release, sk_write, sk_read, sk_run, sk_destroy};
+static const sd_backend_vtbl sk_vtbl = {.supports = sk_supports,
+                                        .prepare = sk_prepare,
+                                        .release = sk_release,
+                                        .write = sk_write,
+                                        .read = sk_read,
+                                        .run = sk_run,
+                                        .destroy = sk_destroy};
 
 static int fails;
 #define CHECK(cond, ...)                                  \

@@ -295,10 +295,10 @@ static void test_cpu_contract(void) {
     int mid = sd_scale(g, y, 1, 0);
     sd_graph_output(g, mid);
     sd_bgraph *bg = NULL;
-    CHECK(be->v->prepare(be, g, &bg) != SDVK_OK && strstr(sdvk_last_error(), "not planned"),
+    CHECK(be->v->prepare(be, g, NULL, &bg) != SDVK_OK && strstr(sdvk_last_error(), "not planned"),
           "unplanned graph accepted");
     CHECK(sd_graph_plan(g) == SDVK_OK, "plan");
-    CHECK(be->v->prepare(be, g, &bg) == SDVK_OK, "prepare: %s", sdvk_last_error());
+    CHECK(be->v->prepare(be, g, NULL, &bg) == SDVK_OK, "prepare: %s", sdvk_last_error());
     float tv[24], xv[8] = {0}, out[8];
     for (int i = 0; i < 24; i++) tv[i] = (float)i;
     CHECK(be->v->write(be, bg, table, tv, sizeof tv) == SDVK_OK, "write table");
@@ -329,7 +329,7 @@ static void test_cpu_contract(void) {
     sd_graph_output(g, sd_matmul(g, a, b, -1, -1));
     CHECK(sd_graph_plan(g) == SDVK_OK, "plan");
     bg = NULL;
-    CHECK(be->v->prepare(be, g, &bg) != SDVK_OK && !bg && strstr(sdvk_last_error(), "graph weight"),
+    CHECK(be->v->prepare(be, g, NULL, &bg) != SDVK_OK && !bg && strstr(sdvk_last_error(), "graph weight"),
           "activation as matmul weight accepted (%s)", sdvk_last_error());
     sd_graph_free(g);
 
@@ -341,7 +341,7 @@ static void test_cpu_contract(void) {
     sd_graph_output(g, sd_attention(g, q, q, q, 1, 0, 0.03f));
     CHECK(sd_graph_plan(g) == SDVK_OK, "plan");
     bg = NULL;
-    CHECK(be->v->prepare(be, g, &bg) == SDVK_ERR_UNSUPPORTED && !bg &&
+    CHECK(be->v->prepare(be, g, NULL, &bg) == SDVK_ERR_UNSUPPORTED && !bg &&
               strstr(sdvk_last_error(), "head dim 1040"),
           "huge head dim accepted (%s)", sdvk_last_error());
     sd_graph_free(g);
@@ -362,7 +362,7 @@ static void test_cpu_contract(void) {
         float xin[26];
         for (int i = 0; i < 26; i++) xin[i] = (float)((i * 7) % 11) - 5.0f;
         bg = NULL;
-        CHECK(sd_graph_plan(g) == SDVK_OK && be->v->prepare(be, g, &bg) == SDVK_OK &&
+        CHECK(sd_graph_plan(g) == SDVK_OK && be->v->prepare(be, g, NULL, &bg) == SDVK_OK &&
                   be->v->write(be, bg, x, xin, sizeof xin) == SDVK_OK &&
                   be->v->run(be, bg, 0, 1, NULL, NULL) == SDVK_OK &&
                   be->v->read(be, bg, y, res[u], sizeof res[u]) == SDVK_OK,

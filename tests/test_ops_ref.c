@@ -52,8 +52,8 @@ static int build_node(sd_graph *g, const char *op, const int *in, const json_t *
     case SD_OP_EMBEDDING: return sd_embedding(g, in[0], in[1]);
     case SD_OP_TIMESTEP_EMBED: return sd_timestep_embed(g, in[0], i[0]);
     case SD_OP_STEP_SELECT: return sd_step_select(g, in[0]);
-    case SD_OP_CFG_COMBINE: return sd_cfg_combine(g, in[0], f[0]);
-    case SD_OP_SAMPLER_STEP: return sd_sampler_step(g, in[0], in[1], in[2], in[3]);
+    case SD_OP_CFG_COMBINE: return sd_cfg_combine(g, in[0], in[1]);
+    case SD_OP_SAMPLER_STEP: return sd_sampler_step(g, in[0], i[1], in[1], in[2], in[3], i[0]);
     case SD_OP_COPY: return sd_copy_into(g, in[0], in[1]);
     default: return sd_graph_fail(g, SDVK_ERR_INVALID_ARG, "unknown op %s", op);
     }
@@ -127,7 +127,7 @@ static int run_case(sd_backend *be, const json_t *c, int *ops_seen) {
         goto done;
     }
     got = malloc((size_t)n * sizeof(float));
-    sdvk_status s = be->v->prepare(be, g, &bg);
+    sdvk_status s = be->v->prepare(be, g, NULL, &bg);
     for (int k = 0; k < MAXIN && s == SDVK_OK; k++)
         if (is_input[k])
             s = be->v->write(be, bg, in[k], arr[k].data, (size_t)sd_npy_nelem(&arr[k]) * 4);

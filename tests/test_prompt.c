@@ -30,7 +30,7 @@ static float *context(sdvk_ctx *ctx, sd_tokenizer *tok, const char *prompt, int 
     float *w, *z;
     int chunked;
     if (sd_tokenize_prompt(tok, prompt, 1, &ids, &w, n_chunks, &chunked) ||
-        sd_run_clip(ctx, ids, *n_chunks, &z)) {
+        sd_run_clip(ctx, ids, *n_chunks, 1, &z)) {
         printf("FATAL: %s\n", sdvk_last_error());
         exit(1);
     }
@@ -49,7 +49,7 @@ int main(int argc, char **argv) {
     sdvk_options_default(&opt);
     opt.backend = SDVK_BACKEND_CPU;
     opt.vocab_path = argv[2];
-    opt.keep_graphs = 1; /* the long-prompt check inspects the cached sampler graph */
+    opt.keep = SDVK_KEEP_ALL; /* the long-prompt check inspects the cached sampler graph */
     sdvk_ctx *ctx;
     sd_tokenizer *tok;
     if (sdvk_create(argv[1], &opt, &ctx) || sd_tokenizer_load(argv[2], &tok)) {
@@ -107,7 +107,7 @@ int main(int argc, char **argv) {
     float *w, *z;
     int n, chunked;
     sd_tokenize_prompt(tok, "a red circle on a blue background", 1, &ids, &w, &n, &chunked);
-    sd_run_clip(ctx, ids, 1, &z);
+    sd_run_clip(ctx, ids, 1, 1, &z);
     CHECK(!memcmp(z, plain, (size_t)77 * W * sizeof(float)), "plain prompt context not bit-exact");
     free(ids), free(w), free(z);
     free(plain), free(weighted), free(w1), free(w2);
@@ -135,8 +135,11 @@ int main(int argc, char **argv) {
     p.prompt = longp;
     sdvk_status s1 = sdvk_txt2img(ctx, &p, &a);
     CHECK(!s1, "txt2img with a 200-token prompt: %s", sdvk_last_error());
-    CHECK(!s1 && ctx->sample.g && ctx->sample.key[3] == 3 * 77,
-          "UNet context length %lld, expected 231", (long long)ctx->sample.key[3]);
+    int64_t L = -1; /* the context length of the sampler graph (key[4]) */
+    for (int i = 0; i < SD_CACHE_SLOTS; i++)
+        if (ctx->cache[i].g && ctx->cache[i].key[0] == SD_GK_SAMPLE)
+            L = ctx->cache[i].key[4];
+    CHECK(!s1 && L == 3 * 77, "UNet context length %lld, expected 231", (long long)L);
     p.prompt = shortp;
     sdvk_status s2 = sdvk_txt2img(ctx, &p, &b);
     CHECK(!s2, "txt2img: %s", sdvk_last_error());

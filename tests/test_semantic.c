@@ -166,12 +166,17 @@ static int pal_index(const char *name) {
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: %s MODEL_DIR cpu|vulkan [--cfg X] [--seeds N] [--check all|colours|colour] [--min-rate R]\n"
-                "       [--expect-max-rate R] [-v]\n",
+                "       [--expect-max-rate R] [--sampler S] [--scheduler S] [--rng R] [-v]\n",
                 argv[0]);
         return 2;
     }
     const char *dir = argv[1], *backend = argv[2];
     float cfg = 7.5f;
+    sdvk_gen_params defaults;
+    sdvk_gen_params_default(&defaults);
+    sdvk_sampler sampler = defaults.sampler;
+    sdvk_schedule schedule = defaults.schedule;
+    sdvk_rng rng = defaults.rng;
     double max_rate = -1, min_rate = 0.9;
     int verbose = 0, n_seeds = N_SEEDS, check = 0; /* 0 all, 1 colour, 2 colours */
     for (int i = 3; i < argc; i++) {
@@ -183,6 +188,27 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "--seeds: 1..%d\n", N_SEEDS);
                 return 2;
             }
+        } else if (!strcmp(argv[i], "--sampler") && i + 1 < argc) {
+            int k = sdvk_sampler_from_name(argv[++i]);
+            if (k < 0) {
+                fprintf(stderr, "--sampler: unknown %s\n", argv[i]);
+                return 2;
+            }
+            sampler = (sdvk_sampler)k;
+        } else if (!strcmp(argv[i], "--scheduler") && i + 1 < argc) {
+            int k = sdvk_schedule_from_name(argv[++i]);
+            if (k < 0) {
+                fprintf(stderr, "--scheduler: unknown %s\n", argv[i]);
+                return 2;
+            }
+            schedule = (sdvk_schedule)k;
+        } else if (!strcmp(argv[i], "--rng") && i + 1 < argc) {
+            int k = sdvk_rng_from_name(argv[++i]);
+            if (k < 0) {
+                fprintf(stderr, "--rng: unknown %s\n", argv[i]);
+                return 2;
+            }
+            rng = (sdvk_rng)k;
         } else if (!strcmp(argv[i], "--min-rate") && i + 1 < argc)
             min_rate = strtod(argv[++i], NULL);
         else if (!strcmp(argv[i], "--expect-max-rate") && i + 1 < argc)
@@ -222,7 +248,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "FAIL: sdvk_create(%s): %s\n", model, sdvk_last_error());
         return 1;
     }
-    printf("backend: %s, cfg %.2f, %d prompts x %d seeds\n", sdvk_backend_name(ctx), cfg, N_CASES, n_seeds);
+    printf("backend: %s, cfg %.2f, sampler %s, schedule %s, rng %s, %d prompts x %d seeds\n",
+           sdvk_backend_name(ctx), cfg, sdvk_sampler_name(sampler), sdvk_schedule_name(schedule),
+           sdvk_rng_name(rng), N_CASES, n_seeds);
 
     int pass = 0, pass_all = 0, total = 0, bad_colour = 0, bad_bg = 0, bad_pos = 0;
     for (int c = 0; c < N_CASES; c++) {
@@ -236,6 +264,9 @@ int main(int argc, char **argv) {
             p.steps = 20;
             p.cfg_scale = cfg;
             p.seed = k_seeds[si];
+            p.sampler = sampler;
+            p.schedule = schedule;
+            p.rng = rng;
             sdvk_image im = {0};
             s = sdvk_txt2img(ctx, &p, &im);
             if (s) {

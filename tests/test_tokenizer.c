@@ -734,34 +734,35 @@ static void bad_files(const char *gz, const char *dir)
         t = NULL;
     }
 
-    /* Lookup order: --vocab, SDVK_VOCAB, tokenizer/ beside the model. */
+    /* Lookup order: the explicit path, the model's own tokenizer/, the
+     * fallback (the CLI's $SDVK_VOCAB). */
     char *out = NULL;
-    unsetenv("SDVK_VOCAB");
-    st = sd_tokenizer_find("/nonexistent/x.gz", NULL, &out);
-    CHECK(st != SDVK_OK && strstr(sdvk_last_error(), "--vocab"), "--vocab missing: %s",
+    st = sd_tokenizer_find("/nonexistent/x.gz", NULL, NULL, &out);
+    CHECK(st != SDVK_OK && strstr(sdvk_last_error(), "/nonexistent/x.gz"), "explicit missing: %s",
           sdvk_last_error());
-    st = sd_tokenizer_find(NULL, "/nonexistent/model.safetensors", &out);
-    CHECK(st != SDVK_OK && strstr(sdvk_last_error(), "--vocab") &&
-              strstr(sdvk_last_error(), "SDVK_VOCAB"),
-          "nothing found says what to pass: %s", sdvk_last_error());
-    st = sd_tokenizer_find(NULL, NULL, &out);
-    CHECK(st != SDVK_OK && strstr(sdvk_last_error(), "--vocab"), "no model: %s", sdvk_last_error());
+    st = sd_tokenizer_find(NULL, "/nonexistent/model.safetensors", NULL, &out);
+    CHECK(st != SDVK_OK && strstr(sdvk_last_error(), "bpe_simple_vocab_16e6.txt.gz"),
+          "nothing found says what to give: %s", sdvk_last_error());
+    st = sd_tokenizer_find(NULL, NULL, NULL, &out);
+    CHECK(st != SDVK_OK && strstr(sdvk_last_error(), "vocabulary"), "no model: %s", sdvk_last_error());
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
     snprintf(q, sizeof q, "%s/tokenizer", dir);
-    st = sd_tokenizer_find(NULL, p, &out);
+    st = sd_tokenizer_find(NULL, p, NULL, &out);
     CHECK(st == SDVK_OK && out && strcmp(out, q) == 0, "tokenizer/ beside the model: %s",
           out ? out : sdvk_last_error());
     free(out);
     out = NULL;
-    setenv("SDVK_VOCAB", gz, 1);
-    st = sd_tokenizer_find(NULL, p, &out);
-    CHECK(st == SDVK_OK && out && strcmp(out, gz) == 0, "SDVK_VOCAB wins over the model folder");
+    st = sd_tokenizer_find(NULL, p, gz, &out);
+    CHECK(st == SDVK_OK && out && strcmp(out, q) == 0, "the model's own wins over the fallback");
     free(out);
     out = NULL;
-    st = sd_tokenizer_find(q, p, &out);
-    CHECK(st == SDVK_OK && out && strcmp(out, q) == 0, "--vocab wins over SDVK_VOCAB");
+    st = sd_tokenizer_find(NULL, "/nonexistent/model.safetensors", gz, &out);
+    CHECK(st == SDVK_OK && out && strcmp(out, gz) == 0, "the fallback when the model has none");
     free(out);
-    unsetenv("SDVK_VOCAB");
+    out = NULL;
+    st = sd_tokenizer_find(gz, p, NULL, &out);
+    CHECK(st == SDVK_OK && out && strcmp(out, gz) == 0, "the explicit path wins");
+    free(out);
 }
 
 static void rm_rf(const char *dir)

@@ -200,13 +200,17 @@ add_case("step_select_0", "step_select", [I(table)], table[0], step=0)
 add_case("step_select_3", "step_select", [W(table)], table[3], step=3)
 
 eps = rnd(4, 3, 2, 4, lo=-2, hi=2)
-add_case("cfg_combine", "cfg_combine", [I(eps)],
-         eps[2:].to(D) + 7.5 * (eps[:2].to(D) - eps[2:].to(D)), f=(7.5,))
+scale = torch.tensor([7.5], dtype=torch.float32)
+add_case("cfg_combine", "cfg_combine", [I(eps), I(scale)],
+         eps[2:].to(D) + 7.5 * (eps[:2].to(D) - eps[2:].to(D)))
 
-x, e, z = rnd(2, 3, 3, 4), rnd(2, 3, 3, 4), rnd(2, 3, 3, 4)
-coef = torch.tensor([0.98, -0.13, 0.05], dtype=torch.float32)
-add_case("sampler_step", "sampler_step", [I(x), I(e), I(z), I(coef)],
-         coef[0].double() * x.to(D) + coef[1].double() * e.to(D) + coef[2].double() * z.to(D))
+# two registers (x and one history value) stacked along the batch; the
+# coefficients start at offset 1 of the row: out = c1 e + c2 z + c3 S0 + c4 S1
+regs, e, z = rnd(4, 3, 3, 4), rnd(2, 3, 3, 4), rnd(2, 3, 3, 4)
+coef = torch.tensor([9.0, -0.13, 0.05, 0.98, 0.2, 9.0], dtype=torch.float32)
+c = coef.double()
+add_case("sampler_step", "sampler_step", [I(regs), I(e), I(z), I(coef)],
+         c[1] * e.to(D) + c[2] * z.to(D) + c[3] * regs[:2].to(D) + c[4] * regs[2:].to(D), i=(1, 2))
 
 x, dst = rnd(3, 7), rnd(3, 7)
 add_case("copy", "copy", [I(x), I(dst)], x)

@@ -204,6 +204,15 @@ static int b_unary(sd_graph *g, conf_case *c, const int *p) {
     }
 }
 
+/* p: B H W C, output rows and columns cut (0 or 1): an odd skip's size */
+static int b_upcrop(sd_graph *g, conf_case *c, const int *p) {
+    int64_t ne[4] = {p[0], p[1], p[2], p[3]};
+    int x = c_input(g, c, 4, ne, -4, 4, "x");
+    snprintf(c->shape, sizeof c->shape, "x[%d,%d,%d,%d] to %dx%d", p[0], p[1], p[2], p[3],
+             2 * p[1] - p[4], 2 * p[2] - p[5]);
+    return sd_upsample2x_to(g, x, 2 * p[1] - p[4], 2 * p[2] - p[5]);
+}
+
 /* p: op ndim_a a0..a3 ndim_b b0..b3 [axis] (add, mul, concat) */
 static int b_binary(sd_graph *g, conf_case *c, const int *p) {
     int64_t a_ne[4] = {p[2], p[3], p[4], p[5]}, b_ne[4] = {p[7], p[8], p[9], p[10]};
@@ -254,21 +263,24 @@ static int b_step_select(sd_graph *g, conf_case *c, const int *p) {
 
 /* p: 2B H W C */
 static int b_cfg(sd_graph *g, conf_case *c, const int *p) {
-    int64_t ne[4] = {p[0], p[1], p[2], p[3]};
+    int64_t ne[4] = {p[0], p[1], p[2], p[3]}, one[1] = {1};
     int e = c_input(g, c, 4, ne, -2, 2, "eps");
-    snprintf(c->shape, sizeof c->shape, "eps[%d,%d,%d,%d] scale 7.5", p[0], p[1], p[2], p[3]);
-    return sd_cfg_combine(g, e, 7.5f);
+    int s = c_input(g, c, 1, one, 1, 9, "scale");
+    snprintf(c->shape, sizeof c->shape, "eps[%d,%d,%d,%d] scale input", p[0], p[1], p[2], p[3]);
+    return sd_cfg_combine(g, e, s);
 }
 
-/* p: B H W C */
+/* p: B H W C R noise offset */
 static int b_sampler(sd_graph *g, conf_case *c, const int *p) {
-    int64_t ne[4] = {p[0], p[1], p[2], p[3]}, cs[1] = {3};
-    int x = c_input(g, c, 4, ne, -2, 2, "x");
+    int64_t ne[4] = {p[0], p[1], p[2], p[3]}, rs[4] = {(int64_t)p[4] * p[0], p[1], p[2], p[3]},
+            cs[1] = {p[6] + 2 + p[4] + 3};
+    int S = c_input(g, c, 4, rs, -2, 2, "regs");
     int e = c_input(g, c, 4, ne, -2, 2, "eps");
-    int z = c_input(g, c, 4, ne, -2, 2, "noise");
+    int z = p[5] ? c_input(g, c, 4, ne, -2, 2, "noise") : -1;
     int k = c_input(g, c, 1, cs, -1.5f, 1.5f, "coef");
-    snprintf(c->shape, sizeof c->shape, "x[%d,%d,%d,%d]", p[0], p[1], p[2], p[3]);
-    return sd_sampler_step(g, x, e, z, k);
+    snprintf(c->shape, sizeof c->shape, "x[%d,%d,%d,%d] %d regs%s, coef offset %d", p[0], p[1],
+             p[2], p[3], p[4], p[5] ? ", noise" : "", p[6]);
+    return sd_sampler_step(g, S, p[4], e, z, k, p[6]);
 }
 
 /* p: n0 n1 steps: x <- 0.5 x + 1, copied back into the pinned input each step */
@@ -352,6 +364,8 @@ static const case_def k_cases[] = {
     {SD_OP_SILU, b_unary, {SD_OP_SILU, 4, 2, 5, 7, 9}, 1e-5},
     {SD_OP_SCALE, b_unary, {SD_OP_SCALE, 2, 5, 7}, 1e-5},
     {SD_OP_UPSAMPLE2X, b_unary, {SD_OP_UPSAMPLE2X, 4, 2, 3, 5, 6}, 1e-5},
+    {SD_OP_UPSAMPLE2X, b_upcrop, {2, 3, 5, 6, 1, 0}, 1e-5},
+    {SD_OP_UPSAMPLE2X, b_upcrop, {1, 4, 3, 8, 1, 1}, 1e-5},
     {SD_OP_ADD, b_binary, {SD_OP_ADD, 4, 2, 5, 7, 16, 4, 2, 1, 1, 16}, 1e-5},
     {SD_OP_ADD, b_binary, {SD_OP_ADD, 3, 2, 9, 16, 0, 1, 16}, 1e-5},
     {SD_OP_ADD, b_binary, {SD_OP_ADD, 3, 3, 4, 5, 0, 3, 3, 4, 5}, 1e-5},
@@ -368,7 +382,9 @@ static const case_def k_cases[] = {
     {SD_OP_STEP_SELECT, b_step_select, {4, 3, 8, 2, 0}, 1e-5},
     {SD_OP_STEP_SELECT, b_step_select, {5, 2, 7, 2, 1}, 1e-5},
     {SD_OP_CFG_COMBINE, b_cfg, {4, 3, 5, 4}, 1e-5},
-    {SD_OP_SAMPLER_STEP, b_sampler, {2, 4, 5, 4}, 1e-5},
+    {SD_OP_SAMPLER_STEP, b_sampler, {2, 4, 5, 4, 1, 1, 0}, 1e-5},
+    {SD_OP_SAMPLER_STEP, b_sampler, {1, 3, 7, 4, 4, 0, 5}, 1e-5},
+    {SD_OP_SAMPLER_STEP, b_sampler, {3, 2, 5, 4, 3, 1, 2}, 1e-5},
     {SD_OP_COPY, b_copy, {3, 17, 1}, 1e-5},
     {SD_OP_COPY, b_copy, {3, 17, 3}, 1e-5},
     {SD_OP_COUNT, b_chain, {1, 6, 5, 16}, 1e-5},
@@ -397,7 +413,7 @@ int sd_conformance_case_count(void) {
 static sdvk_status run_on(sd_backend *be, const sd_graph *g, const conf_case *c, int out_id,
                           void *out, size_t nbytes) {
     sd_bgraph *bg = NULL;
-    SD_TRY(be->v->prepare(be, g, &bg));
+    SD_TRY(be->v->prepare(be, g, NULL, &bg));
     sdvk_status s = SDVK_OK;
     for (int i = 0; i < c->n_in && s == SDVK_OK; i++)
         s = be->v->write(be, bg, c->in_id[i], c->in_data[i], c->in_bytes[i]);

@@ -12,3 +12,9 @@ sdvk_status sd_vulkan_list_devices(FILE *f) {
     (void)f;
     return sd_err(SDVK_ERR_UNSUPPORTED, "this sdvk was built without the Vulkan backend");
 }
+
+int sd_vulkan_hw_devices(char *name, size_t n) {
+    if (name && n)
+        name[0] = 0;
+    return -1;
+}

@@ -8,7 +8,7 @@
 #include "status.h"
 
 static const char *const k_op_names[] = {
-#define SD_OP(ID, name) name,
+#define SD_OP(ID, name, shader) name,
 #include "ops.def"
 #undef SD_OP
 };
@@ -343,13 +343,22 @@ int sd_scale(sd_graph *g, int x, float mul, float add) {
     return add_node(g, SD_OP_SCALE, &x, 1, T(x)->ndim, T(x)->ne, NULL, 0, fp, 2);
 }
 
-int sd_upsample2x(sd_graph *g, int x) {
+int sd_upsample2x_to(sd_graph *g, int x, int64_t ho, int64_t wo) {
     CHECK_IN(x);
     const sd_tensor *X = T(x);
     if (X->ndim != 4)
         return sd_graph_fail(g, SDVK_ERR_INVALID_ARG, "upsample2x: needs [B,H,W,C]");
-    int64_t ne[4] = {X->ne[0], X->ne[1] * 2, X->ne[2] * 2, X->ne[3]};
-    return add_node(g, SD_OP_UPSAMPLE2X, &x, 1, 4, ne, NULL, 0, NULL, 0);
+    if ((ho != 2 * X->ne[1] && ho != 2 * X->ne[1] - 1) || (wo != 2 * X->ne[2] && wo != 2 * X->ne[2] - 1))
+        return sd_graph_fail(g, SDVK_ERR_INVALID_ARG, "upsample2x: %lldx%lld from %lldx%lld",
+                             (long long)ho, (long long)wo, (long long)X->ne[1], (long long)X->ne[2]);
+    int64_t ne[4] = {X->ne[0], ho, wo, X->ne[3]};
+    int32_t ip[2] = {(int32_t)ho, (int32_t)wo};
+    return add_node(g, SD_OP_UPSAMPLE2X, &x, 1, 4, ne, ip, 2, NULL, 0);
+}
+
+int sd_upsample2x(sd_graph *g, int x) {
+    CHECK_IN(x);
+    return sd_upsample2x_to(g, x, 2 * T(x)->ne[1], 2 * T(x)->ne[2]);
 }
 
 int sd_concat(sd_graph *g, int a, int b, int axis) {
@@ -398,25 +407,30 @@ int sd_step_select(sd_graph *g, int table) {
     return add_node(g, SD_OP_STEP_SELECT, &table, 1, X->ndim - 1, X->ne + 1, NULL, 0, NULL, 0);
 }
 
-int sd_cfg_combine(sd_graph *g, int eps, float scale) {
-    CHECK_IN(eps);
+int sd_cfg_combine(sd_graph *g, int eps, int scale) {
+    CHECK_IN(eps, scale);
     const sd_tensor *E = T(eps);
-    if (E->ne[0] % 2)
-        return sd_graph_fail(g, SDVK_ERR_INVALID_ARG, "cfg_combine: odd batch");
+    if (E->ne[0] % 2 || sd_tensor_nelem(T(scale)) != 1)
+        return sd_graph_fail(g, SDVK_ERR_INVALID_ARG, "cfg_combine: odd batch or scale not [1]");
     int64_t ne[SD_MAX_DIMS];
     memcpy(ne, E->ne, sizeof ne);
     ne[0] /= 2;
-    float fp[1] = {scale};
-    return add_node(g, SD_OP_CFG_COMBINE, &eps, 1, E->ndim, ne, NULL, 0, fp, 1);
+    int in[2] = {eps, scale};
+    return add_node(g, SD_OP_CFG_COMBINE, in, 2, E->ndim, ne, NULL, 0, NULL, 0);
 }
 
-int sd_sampler_step(sd_graph *g, int x, int eps, int noise, int coef) {
-    CHECK_IN(x, eps, noise, coef);
-    if (!same_shape(T(x), T(eps)) || !same_shape(T(x), T(noise)) ||
-        sd_tensor_nelem(T(coef)) != 3)
+int sd_sampler_step(sd_graph *g, int regs, int R, int eps, int noise, int coef, int o) {
+    CHECK_IN(regs, eps, coef);
+    const sd_tensor *S = T(regs), *E = T(eps);
+    int ok = R >= 1 && R <= 16 && sd_tensor_nelem(S) == R * sd_tensor_nelem(E) && o >= 0 &&
+             sd_tensor_nelem(T(coef)) >= o + 2 + R;
+    if (ok && noise >= 0)
+        ok = same_shape(E, T(noise));
+    if (!ok)
         return sd_graph_fail(g, SDVK_ERR_INVALID_ARG, "sampler_step: shapes do not agree");
-    int in[4] = {x, eps, noise, coef};
-    return add_node(g, SD_OP_SAMPLER_STEP, in, 4, T(x)->ndim, T(x)->ne, NULL, 0, NULL, 0);
+    int in[4] = {regs, eps, noise, coef};
+    int32_t ip[2] = {o, (int32_t)R};
+    return add_node(g, SD_OP_SAMPLER_STEP, in, 4, E->ndim, E->ne, ip, 2, NULL, 0);
 }
 
 int sd_copy_into(sd_graph *g, int x, int dst) {

@@ -14,7 +14,7 @@
 #include "tensor.h"
 
 typedef enum sd_op {
-#define SD_OP(ID, name) SD_OP_##ID,
+#define SD_OP(ID, name, shader) SD_OP_##ID,
 #include "ops.def"
 #undef SD_OP
     SD_OP_COUNT
@@ -113,12 +113,16 @@ int sd_add(sd_graph *g, int a, int b);
 int sd_mul(sd_graph *g, int a, int b);
 int sd_scale(sd_graph *g, int x, float mul, float add);
 int sd_upsample2x(sd_graph *g, int x);
+/* Nearest 2x upsample cropped to ho x wo (2H or 2H-1, 2W or 2W-1). */
+int sd_upsample2x_to(sd_graph *g, int x, int64_t ho, int64_t wo);
 int sd_concat(sd_graph *g, int a, int b, int axis);
 int sd_embedding(sd_graph *g, int ids, int table);
 int sd_timestep_embed(sd_graph *g, int t, int dim);
 int sd_step_select(sd_graph *g, int table);
-int sd_cfg_combine(sd_graph *g, int eps, float scale);
-int sd_sampler_step(sd_graph *g, int x, int eps, int noise, int coef);
+int sd_cfg_combine(sd_graph *g, int eps, int scale);
+/* regs holds R registers of eps's size back to back; noise may be -1
+ * (none); coef holds at least o + 2 + R values. */
+int sd_sampler_step(sd_graph *g, int regs, int R, int eps, int noise, int coef, int o);
 /* Copies x into dst (an existing tensor of the same shape, usually an input). */
 int sd_copy_into(sd_graph *g, int x, int dst);
 

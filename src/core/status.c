@@ -5,7 +5,7 @@
 #include <string.h>
 
 static _Thread_local char g_msg[2048];
-int sd_verbose = 0;
+_Thread_local int sd_verbose = 0;
 
 const char *sdvk_last_error(void) { return g_msg; }
 
@@ -56,24 +56,47 @@ sdvk_status sd_err_prefix(sdvk_status s, const char *fmt, ...) {
 
 void sd_err_clear(void) { g_msg[0] = 0; }
 
-static void vlog(const char *fmt, va_list ap) {
-    fputs("sdvk: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+/* Where messages go: the calling thread's context sink (set by every API
+ * entry through sd_log_set_sink), else stderr. */
+static _Thread_local sdvk_log_fn g_sink;
+static _Thread_local void *g_sink_user;
+
+void sd_log_set_sink(sdvk_log_fn fn, void *user, int verbose) {
+    g_sink = fn;
+    g_sink_user = user;
+    sd_verbose = verbose;
+}
+
+void sd_logv(sdvk_log_level level, const char *fmt, va_list ap) {
+    int verbose = sd_verbose;
+    if ((level == SDVK_LOG_INFO && verbose < 1) || (level == SDVK_LOG_DEBUG && verbose < 2))
+        return;
+    char buf[2048];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    if (g_sink) {
+        g_sink(g_sink_user, level, buf);
+        return;
+    }
+    fprintf(stderr, "sdvk: %s\n", buf);
+}
+
+void sd_logl(sdvk_log_level level, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    sd_logv(level, fmt, ap);
+    va_end(ap);
 }
 
 void sd_log(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vlog(fmt, ap);
+    sd_logv(SDVK_LOG_WARN, fmt, ap);
     va_end(ap);
 }
 
 void sd_log_verbose(const char *fmt, ...) {
-    if (!sd_verbose)
-        return;
     va_list ap;
     va_start(ap, fmt);
-    vlog(fmt, ap);
+    sd_logv(SDVK_LOG_INFO, fmt, ap);
     va_end(ap);
 }

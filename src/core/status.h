@@ -3,6 +3,8 @@
 #ifndef SD_STATUS_H
 #define SD_STATUS_H
 
+#include <stdarg.h>
+
 #include "sdvk.h"
 
 #if defined(__GNUC__)
@@ -18,8 +20,13 @@ sdvk_status sd_err(sdvk_status s, const char *fmt, ...) SD_PRINTF(2, 3);
 sdvk_status sd_err_prefix(sdvk_status s, const char *fmt, ...) SD_PRINTF(2, 3);
 void sd_err_clear(void);
 
-/* Logging to stderr; sd_log_verbose only prints when verbosity is on. */
-extern int sd_verbose;
+/* Logging: to the calling thread's sink (the context's log callback, set
+ * on every API entry), else to stderr. sd_log is a warning (always shown),
+ * sd_log_verbose an INFO line shown with verbose >= 1. */
+extern _Thread_local int sd_verbose;
+void sd_log_set_sink(sdvk_log_fn fn, void *user, int verbose);
+void sd_logl(sdvk_log_level level, const char *fmt, ...) SD_PRINTF(2, 3);
+void sd_logv(sdvk_log_level level, const char *fmt, va_list ap);
 void sd_log(const char *fmt, ...) SD_PRINTF(1, 2);
 void sd_log_verbose(const char *fmt, ...) SD_PRINTF(1, 2);
 

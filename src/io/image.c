@@ -321,33 +321,111 @@ static sdvk_status write_file_atomic(const char *path, const uint8_t *parts[], c
     return SDVK_OK;
 }
 
-sdvk_status sd_png_write(const char *path, const sdvk_image *img, const char *parameters) {
-    if (!path || !*path)
-        return sd_err(SDVK_ERR_INVALID_ARG, "sd_png_write: empty path");
-    SD_TRY(check_image(img, path));
+sdvk_status sd_png_encode(const sdvk_image *img, const char *parameters, uint8_t **out,
+                          size_t *out_len) {
+    *out = NULL;
+    *out_len = 0;
+    SD_TRY(check_image(img, "PNG"));
     int len = 0;
     uint8_t *png = stbi_write_png_to_mem(img->data, img->width * 3, img->width, img->height, 3,
                                          &len);
     if (!png)
-        return sd_err(SDVK_ERR_OOM, "%s: PNG encoding failed (out of memory)", path);
+        return sd_err(SDVK_ERR_OOM, "PNG encoding failed (out of memory)");
     /* stb writes the 8-byte signature then IHDR (length 13): 33 bytes. */
     const size_t ihdr_end = 8 + 12 + 13;
     if ((size_t)len < ihdr_end || memcmp(png + 12, "IHDR", 4) != 0) {
         free(png);
-        return sd_err(SDVK_ERR_BACKEND, "%s: unexpected PNG layout from the encoder", path);
+        return sd_err(SDVK_ERR_BACKEND, "unexpected PNG layout from the encoder");
     }
     uint8_t *chunk = NULL;
     size_t chunk_len = 0;
     if (parameters && !(chunk = make_text_chunk(parameters, &chunk_len))) {
         free(png);
-        return sd_err(SDVK_ERR_OOM, "%s: out of memory building the text chunk", path);
+        return sd_err(SDVK_ERR_OOM, "out of memory building the PNG text chunk");
     }
-    const uint8_t *parts[3] = {png, chunk, png + ihdr_end};
-    size_t lens[3] = {ihdr_end, chunk_len, (size_t)len - ihdr_end};
-    sdvk_status s = write_file_atomic(path, parts, lens, 3);
+    uint8_t *all = malloc((size_t)len + chunk_len);
+    if (!all) {
+        free(png);
+        free(chunk);
+        return sd_err(SDVK_ERR_OOM, "out of memory");
+    }
+    memcpy(all, png, ihdr_end);
+    if (chunk_len)
+        memcpy(all + ihdr_end, chunk, chunk_len);
+    memcpy(all + ihdr_end + chunk_len, png + ihdr_end, (size_t)len - ihdr_end);
     free(chunk);
     free(png);
+    *out = all;
+    *out_len = (size_t)len + chunk_len;
+    return SDVK_OK;
+}
+
+sdvk_status sd_png_write(const char *path, const sdvk_image *img, const char *parameters) {
+    if (!path || !*path)
+        return sd_err(SDVK_ERR_INVALID_ARG, "sd_png_write: empty path");
+    uint8_t *png;
+    size_t n;
+    sdvk_status s = sd_png_encode(img, parameters, &png, &n);
+    if (s)
+        return sd_err_prefix(s, "%s", path);
+    const uint8_t *parts[1] = {png};
+    size_t lens[1] = {n};
+    s = write_file_atomic(path, parts, lens, 1);
+    free(png);
     return s;
+}
+
+static uint32_t get_be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+sdvk_status sd_png_read_text(const void *data, size_t n, char **text) {
+    *text = NULL;
+    const uint8_t *p = data;
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', 13, 10, 26, 10};
+    if (!p || n < 8 || memcmp(p, sig, 8))
+        return sd_err(SDVK_ERR_FORMAT, "not a PNG file");
+    for (size_t o = 8; o + 12 <= n;) {
+        uint32_t len = get_be32(p + o);
+        if (len > n - o - 12)
+            return sd_err(SDVK_ERR_FORMAT, "PNG chunk at %zu runs past the end", o);
+        const uint8_t *type = p + o + 4, *d = p + o + 8;
+        int t = !memcmp(type, "tEXt", 4), it = !memcmp(type, "iTXt", 4);
+        if ((t || it) && len >= 11 && !memcmp(d, "parameters", 11)) {
+            size_t skip = 11;
+            if (it) { /* flag, method, language\0, translated keyword\0 */
+                if (len < 13 || d[11] != 0)
+                    return sd_err(SDVK_ERR_UNSUPPORTED, "compressed iTXt parameters are not supported");
+                skip = 13;
+                while (skip < len && d[skip]) skip++;
+                skip++;
+                while (skip < len && d[skip]) skip++;
+                skip++;
+                if (skip > len)
+                    return sd_err(SDVK_ERR_FORMAT, "bad iTXt chunk");
+            }
+            size_t m = len - skip, k = 0;
+            char *s = malloc(2 * m + 1);
+            if (!s)
+                return sd_err(SDVK_ERR_OOM, "out of memory");
+            for (size_t i = 0; i < m; i++) {
+                uint8_t c = d[skip + i];
+                if (t && c >= 0x80) { /* Latin-1 -> UTF-8 */
+                    s[k++] = (char)(0xc0 | (c >> 6));
+                    s[k++] = (char)(0x80 | (c & 0x3f));
+                } else {
+                    s[k++] = (char)c;
+                }
+            }
+            s[k] = 0;
+            *text = s;
+            return SDVK_OK;
+        }
+        if (!memcmp(type, "IEND", 4))
+            break;
+        o += 12 + (size_t)len;
+    }
+    return SDVK_OK;
 }
 
 sdvk_status sd_check_writable(const char *path) {

@@ -6,7 +6,7 @@
 
 #define P "cond_stage_model.transformer.text_model."
 
-int sd_clip_build(sd_graph *g, const sd_model *m, int ids) {
+int sd_clip_build(sd_graph *g, const sd_model *m, int ids, int clip_skip) {
     const sd_clip_arch *a = &m->clip;
     if (!a->present)
         return sd_graph_fail(g, SDVK_ERR_MODEL, "%s: the checkpoint has no CLIP text encoder",
@@ -17,7 +17,14 @@ int sd_clip_build(sd_graph *g, const sd_model *m, int ids) {
     const float eps = 1e-5f, scale = 1.0f / sqrtf((float)(a->width / a->heads));
     int x = sd_embedding(g, ids, sd_model_weight(g, m, P "embeddings.token_embedding.weight"));
     x = sd_add(g, x, sd_model_weight(g, m, P "embeddings.position_embedding.weight"));
-    for (int l = 0; l < a->layers; l++) {
+    if (clip_skip < 1)
+        clip_skip = 1;
+    if (clip_skip > a->layers)
+        return sd_graph_fail(g, SDVK_ERR_INVALID_ARG, "CLIP: clip skip %d with %d layers",
+                             clip_skip, a->layers);
+    /* A1111 "Clip skip" N: the output of layer (layers - N + 1), then the
+     * final layer norm */
+    for (int l = 0; l < a->layers - (clip_skip - 1); l++) {
 #define W(name) sd_model_weight(g, m, P "encoder.layers.%d." name, l)
         int h = sd_layer_norm(g, x, W("layer_norm1.weight"), W("layer_norm1.bias"), eps);
         int q = sd_matmul(g, h, W("self_attn.q_proj.weight"), W("self_attn.q_proj.bias"), -1);

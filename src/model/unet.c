@@ -30,7 +30,8 @@ static int resblock(unet_b *u, int h, const char *pre) {
     int64_t c = g->t[a].ne[3];
     int e = sd_matmul(g, u->emb, w(u, pre, "emb_layers.1.weight"), w(u, pre, "emb_layers.1.bias"),
                       -1);
-    int64_t ene[4] = {g->t[a].ne[0], 1, 1, c};
+    /* the embedding's batch is 1 when every latent shares one timestep */
+    int64_t ene[4] = {e >= 0 ? g->t[e].ne[0] : 1, 1, 1, c};
     a = sd_add(g, a, sd_graph_reshape(g, e, 4, ene));
     a = sd_group_norm(g, a, w(u, pre, "out_layers.0.weight"), w(u, pre, "out_layers.0.bias"), 32,
                       eps, 1);
@@ -109,14 +110,13 @@ int sd_unet_build(sd_graph *g, const sd_model *m, int x, int t, int ctx) {
     if (x < 0 || t < 0 || ctx < 0)
         return -1;
     const sd_tensor *X = &g->t[x];
-    int64_t down = (int64_t)1 << (a->levels - 1);
-    if (X->ne[3] != a->in_ch || X->ne[1] % down || X->ne[2] % down)
-        return sd_graph_fail(g, SDVK_ERR_INVALID_ARG,
-                             "UNet: latent [%lld,%lld,%lld] needs %d channels and sides divisible "
-                             "by %lld",
-                             (long long)X->ne[1], (long long)X->ne[2], (long long)X->ne[3],
-                             a->in_ch, (long long)down);
-    if (g->t[ctx].ne[2] != a->ctx_dim || g->t[ctx].ne[0] != X->ne[0] || g->t[t].ne[0] != X->ne[0])
+    /* Any latent size: the stride-2 convs round up, and each upsample goes
+     * to the size of the skip connection it meets (diffusers' upsample_size). */
+    if (X->ne[3] != a->in_ch)
+        return sd_graph_fail(g, SDVK_ERR_INVALID_ARG, "UNet: latent [%lld,%lld,%lld] needs %d channels",
+                             (long long)X->ne[1], (long long)X->ne[2], (long long)X->ne[3], a->in_ch);
+    if (g->t[ctx].ne[2] != a->ctx_dim || g->t[ctx].ne[0] != X->ne[0] ||
+        (g->t[t].ne[0] != X->ne[0] && g->t[t].ne[0] != 1))
         return sd_graph_fail(g, SDVK_ERR_INVALID_ARG,
                              "UNet: context [%lld,%lld,%lld] / timesteps do not fit latent batch "
                              "%lld and context width %d",
@@ -173,7 +173,8 @@ int sd_unet_build(sd_graph *g, const sd_model *m, int x, int t, int ctx) {
                 sub = 2;
             }
             if (l != 0 && r == a->n_res) {
-                h = sd_upsample2x(g, h);
+                const sd_tensor *sk = ns > 0 ? &g->t[skips[ns - 1]] : NULL;
+                h = sk && h >= 0 ? sd_upsample2x_to(g, h, sk->ne[1], sk->ne[2]) : sd_upsample2x(g, h);
                 h = sd_conv2d(g, h,
                               sd_model_weight(g, m, P "output_blocks.%d.%d.conv.weight", blk, sub),
                               sd_model_weight(g, m, P "output_blocks.%d.%d.conv.bias", blk, sub), -1,

@@ -1328,28 +1328,26 @@ int32_t sd_tokenizer_pad(const sd_tokenizer *t) { return t->pad; }
 int sd_tokenizer_vocab_size(const sd_tokenizer *t) { return t->n_vocab; }
 
 #define VOCAB_HINT                                                                             \
-    "pass --vocab /path/to/bpe_simple_vocab_16e6.txt.gz (OpenAI CLIP merges; a tokenizer/ "    \
-    "folder with vocab.json + merges.txt also works), or set SDVK_VOCAB to that path"
+    "give the path of the CLIP vocabulary: bpe_simple_vocab_16e6.txt.gz (OpenAI CLIP merges) "  \
+    "or a tokenizer/ folder with vocab.json + merges.txt"
 
-sdvk_status sd_tokenizer_find(const char *opt, const char *model_path, char **out)
+static sdvk_status take_path(const char *what, const char *path, char **out) {
+    if (!is_file(path) && !is_dir(path))
+        return sd_err(SDVK_ERR_IO, "%s %s: no such file or folder; " VOCAB_HINT, what, path);
+    *out = strdup(path);
+    return *out ? SDVK_OK : sd_err(SDVK_ERR_OOM, "out of memory");
+}
+
+sdvk_status sd_tokenizer_find(const char *opt, const char *model_path, const char *fallback,
+                              char **out)
 {
     *out = NULL;
-    if (opt && *opt) {
-        if (!is_file(opt) && !is_dir(opt))
-            return sd_err(SDVK_ERR_IO, "--vocab %s: no such file or folder; " VOCAB_HINT, opt);
-        *out = strdup(opt);
-        return *out ? SDVK_OK : sd_err(SDVK_ERR_OOM, "out of memory");
-    }
-    const char *env = getenv("SDVK_VOCAB");
-    if (env && *env) {
-        if (!is_file(env) && !is_dir(env))
-            return sd_err(SDVK_ERR_IO, "SDVK_VOCAB=%s: no such file or folder; " VOCAB_HINT, env);
-        *out = strdup(env);
-        return *out ? SDVK_OK : sd_err(SDVK_ERR_OOM, "out of memory");
-    }
+    if (opt && *opt)
+        return take_path("vocabulary", opt, out);
+    char *tok = NULL;
     if (model_path && *model_path) {
         char *dir = is_dir(model_path) ? strdup(model_path) : path_dir(model_path);
-        char *tok = dir ? path_join(dir, "tokenizer") : NULL;
+        tok = dir ? path_join(dir, "tokenizer") : NULL;
         free(dir);
         if (!tok)
             return sd_err(SDVK_ERR_OOM, "out of memory");
@@ -1359,16 +1357,18 @@ sdvk_status sd_tokenizer_find(const char *opt, const char *model_path, char **ou
         free(v);
         free(m);
         free(g);
-        if (ok) {
+        if (ok) { /* the model's own vocabulary wins over the fallback */
             *out = tok;
             return SDVK_OK;
         }
-        sdvk_status s = sd_err(SDVK_ERR_IO,
-                               "no CLIP vocabulary found (no --vocab, SDVK_VOCAB unset, no "
-                               "vocab.json + merges.txt in %s/); " VOCAB_HINT,
-                               tok);
-        free(tok);
-        return s;
     }
-    return sd_err(SDVK_ERR_IO, "no CLIP vocabulary found (no --vocab, SDVK_VOCAB unset); " VOCAB_HINT);
+    if (fallback && *fallback) {
+        free(tok);
+        return take_path("vocabulary (default)", fallback, out);
+    }
+    sdvk_status s = tok ? sd_err(SDVK_ERR_IO, "no CLIP vocabulary found (none given, no vocab.json "
+                                 "+ merges.txt in %s/); " VOCAB_HINT, tok)
+                        : sd_err(SDVK_ERR_IO, "no CLIP vocabulary found (none given); " VOCAB_HINT);
+    free(tok);
+    return s;
 }

@@ -46,11 +46,13 @@ typedef struct sd_tokenizer sd_tokenizer;
 sdvk_status sd_tokenizer_load(const char *path, sd_tokenizer **out);
 void sd_tokenizer_free(sd_tokenizer *t);
 
-/* Resolves the vocab: opt (--vocab) if non-NULL, else $SDVK_VOCAB, else
- * <dir of model_path>/tokenizer/ (folder with vocab.json+merges.txt; when
- * model_path is itself a folder, <model_path>/tokenizer/). The error message
- * says exactly what to pass. *out is malloc'd. */
-sdvk_status sd_tokenizer_find(const char *opt, const char *model_path, char **out);
+/* Resolves the vocabulary: opt if non-NULL; else the model's own,
+ * <dir of model_path>/tokenizer/ (vocab.json + merges.txt, or
+ * bpe_simple_vocab_16e6.txt.gz; for a diffusers folder <model_path>/tokenizer/);
+ * else fallback (e.g. $SDVK_VOCAB taken by the front end). The error message
+ * says what to give. *out is malloc'd. */
+sdvk_status sd_tokenizer_find(const char *opt, const char *model_path, const char *fallback,
+                              char **out);
 
 /* Plain text -> ids, no BOS/EOS, no truncation. *ids malloc'd (non-NULL even
  * when *n == 0). */

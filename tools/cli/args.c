@@ -9,9 +9,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
-#include "io/image.h"
 
 int cli_usage_error(const char *fmt, ...) {
     va_list ap;
@@ -183,13 +183,25 @@ int cli_engine_option(cli_args *a, sdvk_options *opt, int *rc) {
         return 1;
     }
     if (cli_is(a, "-t", "--threads")) {
-        if (!(*rc = cli_value(a, &v)) && !(*rc = cli_parse_int(a->opt, v, 0, 1024, &n)))
+        if (!(*rc = cli_value(a, &v)) && !(*rc = cli_parse_int(a->opt, v, 0, 1024, &n))) {
+            long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+            if (cpus > 0 && n > cpus) {
+                cli_warn("%s %ld: this machine has %ld CPUs; using %ld threads", a->opt, n, cpus,
+                         cpus);
+                n = cpus;
+            }
             opt->n_threads = (int)n;
+        }
         return 1;
     }
     if (cli_is(a, "--device", NULL)) {
         if (!(*rc = cli_value(a, &v)) && !(*rc = cli_parse_int(a->opt, v, -1, 255, &n)))
             opt->device_index = (int)n;
+        return 1;
+    }
+    if (cli_is(a, "--validation", NULL)) {
+        *rc = cli_no_value(a);
+        opt->validation = 1;
         return 1;
     }
     if (cli_is(a, "--precision", NULL)) {
@@ -198,7 +210,7 @@ int cli_engine_option(cli_args *a, sdvk_options *opt, int *rc) {
         static const char *names[] = {"auto", "f32", "f16", "bf16"};
         for (int k = 0; k < 4; k++)
             if (strcmp(v, names[k]) == 0) {
-                opt->precision = k;
+                opt->precision = (sdvk_precision)k;
                 return 1;
             }
         *rc = cli_usage_error("--precision: unknown precision '%s' (use auto, f32, f16 or bf16)", v);
@@ -218,6 +230,71 @@ int cli_engine_option(cli_args *a, sdvk_options *opt, int *rc) {
     return 0;
 }
 
+void cli_engine_check(const sdvk_options *opt) {
+    if (opt->backend == SDVK_BACKEND_CPU) {
+        if (opt->precision == SDVK_PRECISION_F16)
+            cli_warn("--precision f16 is a Vulkan precision; the CPU backend computes in f32 "
+                     "(ignored)");
+        if (opt->device_index >= 0)
+            cli_warn("--device %d chooses a Vulkan device; ignored with --backend cpu",
+                     opt->device_index);
+        if (opt->validation)
+            cli_warn("--validation is the Vulkan validation layer; ignored with --backend cpu");
+    }
+    if (opt->backend == SDVK_BACKEND_VULKAN && opt->n_threads > 0)
+        cli_warn("--threads sets CPU threads; the Vulkan backend does not use them");
+}
+
+int cli_parse_sampler(const char *opt, const char *s, sdvk_sampler *out, sdvk_schedule *sch) {
+    int k = sdvk_sampler_from_name(s);
+    if (k < 0) {
+        /* A1111's older combined names: "DPM++ 2M Karras" */
+        const char *sp = strrchr(s, ' ');
+        if (sp && sp > s) {
+            char head[128];
+            snprintf(head, sizeof head, "%.*s", (int)(sp - s), s);
+            int j = sdvk_schedule_from_name(sp + 1);
+            k = sdvk_sampler_from_name(head);
+            if (k >= 0 && j > 0) {
+                *out = (sdvk_sampler)k;
+                *sch = (sdvk_schedule)j;
+                return 0;
+            }
+            k = -1;
+        }
+    }
+    if (k < 0) {
+        char list[512] = "";
+        for (int i = 0; i < SDVK_SAMPLER_COUNT; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                     sdvk_sampler_name((sdvk_sampler)i));
+        return cli_usage_error("%s: unknown sampler '%s' (use one of: %s)", opt, s, list);
+    }
+    *out = (sdvk_sampler)k;
+    return 0;
+}
+
+int cli_parse_schedule(const char *opt, const char *s, sdvk_schedule *out) {
+    int k = sdvk_schedule_from_name(s);
+    if (k < 0) {
+        char list[256] = "";
+        for (int i = 1; i < SDVK_SCHEDULE_COUNT; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i > 1 ? ", " : "",
+                     sdvk_schedule_name((sdvk_schedule)i));
+        return cli_usage_error("%s: unknown schedule '%s' (use one of: %s)", opt, s, list);
+    }
+    *out = (sdvk_schedule)k;
+    return 0;
+}
+
+int cli_parse_rng(const char *opt, const char *s, sdvk_rng *out) {
+    int k = sdvk_rng_from_name(s);
+    if (k < 0)
+        return cli_usage_error("%s: unknown generator '%s' (use cpu, cuda or sdvk)", opt, s);
+    *out = (sdvk_rng)k;
+    return 0;
+}
+
 void cli_engine_help(FILE *f) {
     fputs("  --backend auto|cpu|vulkan  compute backend (default auto: Vulkan if usable, else CPU)\n"
           "  -t, --threads N            CPU threads, 0 = physical cores (default 0)\n"
@@ -225,7 +302,8 @@ void cli_engine_help(FILE *f) {
           "  --precision auto|f32|f16|bf16  compute precision (default auto)\n"
           "  --vocab PATH               CLIP vocabulary (bpe_simple_vocab_16e6.txt.gz, vocab.json or a\n"
           "                             tokenizer/ folder; default: $SDVK_VOCAB, then beside the model)\n"
-          "  -v, --verbose              log backend choices and timings\n",
+          "  --validation               Vulkan validation layer on (its errors fail the run)\n"
+          "  -v, --verbose              log backend choices and per-stage timings\n",
           f);
 }
 
@@ -247,7 +325,7 @@ int cli_check_input_file(const char *what, const char *path) {
 int cli_check_output(const char *what, const char *path) {
     if (path[0] == '\0')
         return cli_usage_error("%s: empty file name", what);
-    sdvk_status s = sd_check_writable(path);
+    sdvk_status s = sdvk_check_writable(path);
     if (s != SDVK_OK) {
         cli_status_error(CLI_USAGE, s, what);
         return CLI_USAGE;
@@ -255,14 +333,27 @@ int cli_check_output(const char *what, const char *path) {
     return 0;
 }
 
-int cli_create_ctx(const char *model, const sdvk_options *opt, sdvk_ctx **ctx) {
+/* The library's messages, as "sdvk: ..." lines on stderr. */
+static void cli_log(void *user, sdvk_log_level level, const char *msg) {
+    (void)user;
+    fprintf(stderr, "sdvk: %s%s\n", level == SDVK_LOG_ERROR ? "error: " : "", msg);
+}
+
+int cli_create_ctx(const char *model, const sdvk_options *opt_in, sdvk_ctx **ctx) {
     double t0 = cli_now();
+    sdvk_options o = *opt_in;
+    o.log = cli_log;
+    const sdvk_options *opt = &o;
     sdvk_status s = sdvk_create(model, opt, ctx);
     if (s != SDVK_OK) {
         *ctx = NULL;
         char what[64 + 4096];
         snprintf(what, sizeof what, "loading model '%s'", model);
-        return cli_status_error(CLI_FAIL, s, what);
+        /* a file that is not a usable model is bad input (exit 2); running
+         * out of memory or a driver failure is a failure (1) */
+        int bad_input = s == SDVK_ERR_FORMAT || s == SDVK_ERR_MODEL || s == SDVK_ERR_IO ||
+                        s == SDVK_ERR_INVALID_ARG;
+        return cli_status_error(bad_input ? CLI_USAGE : CLI_FAIL, s, what);
     }
     if (opt->verbose)
         fprintf(stderr, "sdvk: loaded '%s' in %.2f s, backend: %s\n", model, cli_now() - t0,

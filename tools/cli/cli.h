@@ -10,7 +10,7 @@
 #include "sdvk.h"
 
 #ifndef SDVK_VERSION_STRING
-#define SDVK_VERSION_STRING "0.1.0"
+#define SDVK_VERSION_STRING "0.2.0"
 #endif
 
 /* Exit codes. 2 means the command line or one of its input files was
@@ -70,14 +70,24 @@ int cli_parse_float(const char *opt, const char *s, double min, double max, doub
 int cli_engine_option(cli_args *a, sdvk_options *opt, int *rc);
 /* Help lines for the engine options. */
 void cli_engine_help(FILE *f);
+/* Warnings for engine options that do not apply to the chosen backend. */
+void cli_engine_check(const sdvk_options *opt);
+/* Sampler, schedule and generator names; an unknown one lists the valid
+ * ones. cli_parse_sampler also takes A1111's "DPM++ 2M Karras" (setting
+ * *sch). 0 or CLI_USAGE. */
+int cli_parse_sampler(const char *opt, const char *s, sdvk_sampler *out, sdvk_schedule *sch);
+int cli_parse_schedule(const char *opt, const char *s, sdvk_schedule *out);
+int cli_parse_rng(const char *opt, const char *s, sdvk_rng *out);
 
 /* Checks that path is a readable regular file; the message names `what`
  * (e.g. "-m/--model") and the path. Returns 0 or CLI_USAGE. */
 int cli_check_input_file(const char *what, const char *path);
-/* Checks that `path` can be written (sd_check_writable); 0 or CLI_USAGE. */
+/* Checks that `path` can be written (sdvk_check_writable); 0 or CLI_USAGE. */
 int cli_check_output(const char *what, const char *path);
 
-/* Loading the model: prints the error and returns CLI_FAIL on failure. */
+/* Loading the model (library messages go to stderr): prints the error and
+ * returns CLI_USAGE for a file that is not a usable model, CLI_FAIL for
+ * other failures. */
 int cli_create_ctx(const char *model, const sdvk_options *opt, sdvk_ctx **ctx);
 
 /* Monotonic seconds. */
@@ -93,6 +103,7 @@ typedef struct cli_progress {
     int quiet;
     int step_base;    /* 1 when the engine counts steps from 0 */
     int line_open;    /* a \r line is on screen without its newline */
+    double last_print;
 } cli_progress;
 
 void cli_progress_start(cli_progress *p, int quiet);
@@ -104,6 +115,8 @@ void cli_progress_finish(cli_progress *p, const char *what);
  * second Ctrl-C kills the process as usual. */
 void cli_install_sigint(void);
 int cli_interrupted(void);
+/* The context a Ctrl-C cancels (sdvk_cancel); NULL for none. */
+void cli_set_cancel_ctx(sdvk_ctx *ctx);
 
 /* Subcommands. argv[0] is the subcommand name (or the program name for the
  * generate command). */

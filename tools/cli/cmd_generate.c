@@ -1,10 +1,14 @@
-/* The default command: txt2img / img2img to a PNG.
+/* The default command: txt2img / img2img / inpainting / outpainting /
+ * hires fix to PNG files, on the public API only.
  *
- * Every option is parsed and checked (numbers, ranges, files readable,
- * output writable, init image decodable) before the model is loaded, so a
- * typo costs nothing and always exits with 2. */
+ * Order of checks: the command line (numbers, ranges, names), input files
+ * readable, output writable, images decodable; then the model is opened
+ * (a broken model is reported before anything that depends on it), then
+ * the vocabulary and the sizes the model allows. Exit 2 for any of those,
+ * 1 for a failure while generating. */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,48 +16,75 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend/backend.h"
 #include "cli.h"
-#include "io/image.h"
-#include "tokenizer/tokenizer.h"
 
-#define GEN_MIN_SIDE 64
-#define GEN_MAX_SIDE 4096
+#define MAX_BATCH_COUNT 10000
 
 typedef struct gen_cfg {
-    const char *model, *prompt, *neg, *out, *init_img;
-    long width, height, steps;
+    const char *model, *prompt, *neg, *out, *init_img, *mask;
+    long width, height, steps, batch_count, batch_size, clip_skip, mask_blur, hires_steps;
     int width_set, height_set, strength_set, seed_random, list_devices, demo, model_set;
-    char demo_vocab[4096];
-    double cfg, strength;
+    int outpaint[4], outpaint_set, mask_blur_set, eta_set;
+    char demo_path[4160];
+    double cfg, strength, eta, hires_scale, hires_denoise;
     uint64_t seed;
+    sdvk_sampler sampler;
+    sdvk_schedule schedule;
+    sdvk_rng rng;
+    sdvk_upscaler upscaler;
     sdvk_options opt;
 } gen_cfg;
 
 static void usage(FILE *f) {
-    fputs("Usage: sdvk -m MODEL -p PROMPT [options]      generate an image (txt2img / img2img)\n"
-          "       sdvk -m MODEL [options] -- WORDS...     the words after -- are the prompt\n"
-          "       sdvk tokenize ...                       CLIP tokenizer (sdvk tokenize --help)\n"
-          "       sdvk stage NAME ...                     run one pipeline stage on .npy arrays\n"
-          "                                               (sdvk stage --help)\n"
-          "       sdvk selftest [--backend vulkan|cpu]    check a backend's ops against the CPU reference\n"
+    fputs("Usage: sdvk [-m MODEL] -p PROMPT [options]       generate images (txt2img, img2img,\n"
+          "                                               inpainting, outpainting, hires fix)\n"
+          "       sdvk [-m MODEL] [options] -- WORDS...    the words after -- are the prompt\n"
+          "       sdvk tokenize ...                        CLIP tokenizer (sdvk tokenize --help)\n"
+          "       sdvk stage NAME ...                      one pipeline stage on .npy arrays\n"
+          "                                                (sdvk stage --help)\n"
+          "       sdvk selftest [--backend vulkan|cpu]     check a backend's ops against the CPU\n"
+          "                                                reference\n"
           "\n"
           "Generation options:\n"
           "  -m, --model PATH           SD v1.x checkpoint (.safetensors); without -m, the demo\n"
           "                             model shipped with sdvk (64x64 pictures of shapes)\n"
-          "  -p, --prompt TEXT          prompt\n"
+          "  -p, --prompt TEXT          prompt (A1111 syntax: (word:1.2), [word])\n"
           "  -n, --negative-prompt TEXT negative prompt (default empty)\n"
-          "  -o, --output PATH          PNG to write (default output.png)\n"
-          "  -W, --width N              width in pixels: a multiple of 8 in 64..4096; SD v1 models\n"
-          "                             need a multiple of 64 (default 512, or with -i the init\n"
-          "                             image's width rounded down to a multiple of 64)\n"
+          "  -o, --output PATH          PNG to write (default output.png; - = standard output);\n"
+          "                             more pictures are PATH-1.png, PATH-2.png, ...\n"
+          "  -W, --width N              width in pixels, a multiple of 8 (default: the model's\n"
+          "                             native size: 512 for SD v1.x, 64 for the demo model;\n"
+          "                             with -i the init image's width)\n"
           "  -H, --height N             height, same rule\n"
           "      --steps N              sampler steps, 1..1000 (default 20)\n"
-          "      --cfg-scale X          classifier-free guidance scale, 0..100 (default 7.5;\n"
+          "      --cfg-scale X          classifier-free guidance scale, -100..100 (default 7.5;\n"
           "                             1 disables guidance)\n"
+          "      --sampling-method NAME sampler (alias --sampler): euler, euler_a, heun, dpm2,\n"
+          "                             dpm++2m, dpm++2m_sde, dpm++2s_a, lms, ddim, lcm, ddpm\n"
+          "                             (A1111 names such as \"DPM++ 2M Karras\" work too;\n"
+          "                             default dpm++2m)\n"
+          "      --scheduler NAME       noise schedule: discrete, karras, exponential,\n"
+          "                             sgm_uniform, simple (default karras)\n"
+          "      --eta X                noise of the ancestral/SDE samplers, DDIM eta (default 1;\n"
+          "                             DDIM 0)\n"
+          "      --rng cpu|cuda|sdvk    noise generator: cpu = torch.randn on the CPU (ComfyUI),\n"
+          "                             cuda = torch's CUDA Philox (A1111's default), sdvk = sdvk\n"
+          "                             0.1's own (default cpu)\n"
           "  -s, --seed N               RNG seed, 0..2^64-1, or -1 for a random one (default 42)\n"
-          "  -i, --init-img PATH        img2img: start from this image (resized to W x H)\n"
-          "      --strength X           img2img denoising strength in (0, 1] (default 0.75)\n"
+          "  -b, --batch-count N        pictures made one after another, seeds s, s+1, ...\n"
+          "      --batch-size N         pictures per UNet batch, 1..16 (default 1)\n"
+          "      --clip-skip N          A1111 Clip skip: 2 = the text encoder's penultimate layer\n"
+          "  -i, --init-img PATH        img2img: start from this image (PNG, JPEG or BMP;\n"
+          "                             resized to W x H)\n"
+          "      --strength X           denoising strength in (0, 1] (default 0.75)\n"
+          "      --mask PATH            inpainting: white = repaint, black = keep (needs -i)\n"
+          "      --mask-blur N          blur radius of the mask in pixels (default 4)\n"
+          "      --outpaint L,T,R,B     grow the canvas of -i by these pixels (multiples of 8) and\n"
+          "                             paint the new border (filled by stretching the edges)\n"
+          "      --hires-scale X        hires fix: a second img2img pass at X times the size\n"
+          "      --hires-steps N        steps of the second pass (default: --steps)\n"
+          "      --hires-denoise X      its denoising strength (default 0.5)\n"
+          "      --hires-upscaler NAME  latent (bilinear, default), latent-nearest or lanczos\n"
           "\n"
           "Engine options:\n",
           f);
@@ -82,61 +113,59 @@ static uint64_t random_seed(void) {
     return s % 2147483648ull;
 }
 
-/* "dir/v1-5-pruned-emaonly.safetensors" -> "v1-5-pruned-emaonly". */
-static void model_stem(const char *path, char *buf, size_t n) {
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    snprintf(buf, n, "%s", base);
-    char *dot = strrchr(buf, '.');
-    if (dot && dot != buf)
-        *dot = '\0';
-}
-
-/* A1111-style "parameters" text, so image viewers and web UIs show how the
- * image was made. malloc'd. */
-static char *parameters_text(const gen_cfg *c) {
-    char stem[256];
-    model_stem(c->model, stem, sizeof stem);
-    size_t n = strlen(c->prompt) + strlen(c->neg) + strlen(stem) + 512;
-    char *s = malloc(n);
-    if (!s)
-        return NULL;
-    int k = snprintf(s, n, "%s\n", c->prompt);
-    if (c->neg[0])
-        k += snprintf(s + k, n - (size_t)k, "Negative prompt: %s\n", c->neg);
-    k += snprintf(s + k, n - (size_t)k,
-                  "Steps: %ld, Sampler: DDPM, CFG scale: %g, Seed: %" PRIu64
-                  ", Size: %ldx%ld, Model: %s, ",
-                  c->steps, c->cfg, c->seed, c->width, c->height, stem);
-    if (c->init_img)
-        k += snprintf(s + k, n - (size_t)k, "Denoising strength: %g, ", c->strength);
-    snprintf(s + k, n - (size_t)k, "Version: sdvk %s", SDVK_VERSION_STRING);
-    return s;
-}
-
-/* The demo model (models/demo/, tools/demo/train.py): $SDVK_DEMO_MODEL, else
- * the build tree's copy, else the installed one (paths from cmake/demo.cmake).
- * NULL when none exists (or the build did not define them). */
-static const char *demo_model_path(void) {
+/* The demo model (models/demo/): $SDVK_DEMO_MODEL; else beside the
+ * executable's install tree (<bin>/../share/sdvk/models/demo, so an
+ * installed sdvk finds its own copy wherever it was installed); else the
+ * build tree's copy. NULL when none exists. */
+static const char *demo_model_path(char *buf, size_t n) {
     const char *env = getenv("SDVK_DEMO_MODEL");
     if (env)
         return *env && access(env, R_OK) == 0 ? env : NULL;
+    char exe[4096];
+    ssize_t l = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (l > 0) {
+        exe[l] = 0;
+        char *sl = strrchr(exe, '/');
+        if (sl) {
+            *sl = 0;
+            snprintf(buf, n, "%s/../share/sdvk/models/demo/sdvk-demo.safetensors", exe);
+            if (access(buf, R_OK) == 0)
+                return buf;
+        }
+    }
 #ifdef SDVK_DEMO_MODEL
     if (access(SDVK_DEMO_MODEL, R_OK) == 0)
         return SDVK_DEMO_MODEL;
-#endif
-#ifdef SDVK_DEMO_MODEL_INSTALLED
-    if (access(SDVK_DEMO_MODEL_INSTALLED, R_OK) == 0)
-        return SDVK_DEMO_MODEL_INSTALLED;
 #endif
     return NULL;
 }
 
 static int check_side(const char *opt, long v) {
     if (v % 8 != 0)
-        return cli_usage_error("%s: %ld is not a multiple of 8 (sizes must be multiples of 8 "
-                               "in %d..%d)",
-                               opt, v, GEN_MIN_SIDE, GEN_MAX_SIDE);
+        return cli_usage_error("%s: %ld is not a multiple of 8", opt, v);
+    return 0;
+}
+
+static int parse_outpaint(const char *opt, const char *v, int out[4]) {
+    long x[4];
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", v);
+    char *save = NULL, *tok = strtok_r(buf, ",", &save);
+    for (int k = 0; k < 4; k++) {
+        if (!tok)
+            return cli_usage_error("%s: '%s' must be four numbers L,T,R,B", opt, v);
+        char what[64];
+        snprintf(what, sizeof what, "%s %s", opt, (const char *[]){"left", "top", "right", "bottom"}[k]);
+        int rc = cli_parse_int(what, tok, 0, 4096, &x[k]);
+        if (rc)
+            return rc;
+        if (x[k] % 8)
+            return cli_usage_error("%s: %ld is not a multiple of 8", what, x[k]);
+        out[k] = (int)x[k];
+        tok = strtok_r(NULL, ",", &save);
+    }
+    if (tok)
+        return cli_usage_error("%s: '%s' must be four numbers L,T,R,B", opt, v);
     return 0;
 }
 
@@ -170,7 +199,7 @@ static int parse(int argc, char **argv, gen_cfg *c, char **prompt_buf) {
             usage(stdout);
             return CLI_OK;
         } else if (cli_is(&a, "--version", NULL)) {
-            printf("sdvk %s\n", SDVK_VERSION_STRING);
+            printf("sdvk %s\n", sdvk_version());
             return CLI_OK;
         } else if (cli_is(&a, "--list-devices", NULL)) {
             if ((rc = cli_no_value(&a)))
@@ -192,15 +221,16 @@ static int parse(int argc, char **argv, gen_cfg *c, char **prompt_buf) {
         } else if (cli_is(&a, "-i", "--init-img")) {
             if ((rc = cli_value(&a, &c->init_img)))
                 return rc;
+        } else if (cli_is(&a, "--mask", NULL)) {
+            if ((rc = cli_value(&a, &c->mask)))
+                return rc;
         } else if (cli_is(&a, "-W", "--width")) {
-            if ((rc = cli_value(&a, &v)) ||
-                (rc = cli_parse_int(a.opt, v, GEN_MIN_SIDE, GEN_MAX_SIDE, &c->width)) ||
+            if ((rc = cli_value(&a, &v)) || (rc = cli_parse_int(a.opt, v, 8, 4096, &c->width)) ||
                 (rc = check_side(a.opt, c->width)))
                 return rc;
             c->width_set = 1;
         } else if (cli_is(&a, "-H", "--height")) {
-            if ((rc = cli_value(&a, &v)) ||
-                (rc = cli_parse_int(a.opt, v, GEN_MIN_SIDE, GEN_MAX_SIDE, &c->height)) ||
+            if ((rc = cli_value(&a, &v)) || (rc = cli_parse_int(a.opt, v, 8, 4096, &c->height)) ||
                 (rc = check_side(a.opt, c->height)))
                 return rc;
             c->height_set = 1;
@@ -208,7 +238,7 @@ static int parse(int argc, char **argv, gen_cfg *c, char **prompt_buf) {
             if ((rc = cli_value(&a, &v)) || (rc = cli_parse_int(a.opt, v, 1, 1000, &c->steps)))
                 return rc;
         } else if (cli_is(&a, "--cfg-scale", NULL)) {
-            if ((rc = cli_value(&a, &v)) || (rc = cli_parse_float(a.opt, v, 0.0, 100.0, &c->cfg)))
+            if ((rc = cli_value(&a, &v)) || (rc = cli_parse_float(a.opt, v, -100.0, 100.0, &c->cfg)))
                 return rc;
         } else if (cli_is(&a, "--strength", NULL)) {
             if ((rc = cli_value(&a, &v)) ||
@@ -229,6 +259,61 @@ static int parse(int argc, char **argv, gen_cfg *c, char **prompt_buf) {
                     return rc;
                 c->seed_random = 0;
             }
+        } else if (cli_is(&a, "--sampling-method", "--sampler")) {
+            if ((rc = cli_value(&a, &v)) || (rc = cli_parse_sampler(a.opt, v, &c->sampler, &c->schedule)))
+                return rc;
+        } else if (cli_is(&a, "--scheduler", "--schedule")) {
+            if ((rc = cli_value(&a, &v)) || (rc = cli_parse_schedule(a.opt, v, &c->schedule)))
+                return rc;
+        } else if (cli_is(&a, "--rng", NULL)) {
+            if ((rc = cli_value(&a, &v)) || (rc = cli_parse_rng(a.opt, v, &c->rng)))
+                return rc;
+        } else if (cli_is(&a, "--eta", NULL)) {
+            if ((rc = cli_value(&a, &v)) || (rc = cli_parse_float(a.opt, v, 0.0, 10.0, &c->eta)))
+                return rc;
+            c->eta_set = 1;
+        } else if (cli_is(&a, "--clip-skip", NULL)) {
+            if ((rc = cli_value(&a, &v)) || (rc = cli_parse_int(a.opt, v, 1, 12, &c->clip_skip)))
+                return rc;
+        } else if (cli_is(&a, "-b", "--batch-count")) {
+            if ((rc = cli_value(&a, &v)) ||
+                (rc = cli_parse_int(a.opt, v, 1, MAX_BATCH_COUNT, &c->batch_count)))
+                return rc;
+        } else if (cli_is(&a, "--batch-size", NULL)) {
+            if ((rc = cli_value(&a, &v)) || (rc = cli_parse_int(a.opt, v, 1, 16, &c->batch_size)))
+                return rc;
+        } else if (cli_is(&a, "--mask-blur", NULL)) {
+            if ((rc = cli_value(&a, &v)) || (rc = cli_parse_int(a.opt, v, 0, 256, &c->mask_blur)))
+                return rc;
+            c->mask_blur_set = 1;
+        } else if (cli_is(&a, "--outpaint", NULL)) {
+            if ((rc = cli_value(&a, &v)) || (rc = parse_outpaint(a.opt, v, c->outpaint)))
+                return rc;
+            c->outpaint_set = 1;
+        } else if (cli_is(&a, "--hires-scale", NULL)) {
+            if ((rc = cli_value(&a, &v)) || (rc = cli_parse_float(a.opt, v, 1.0, 8.0, &c->hires_scale)))
+                return rc;
+        } else if (cli_is(&a, "--hires-steps", NULL)) {
+            if ((rc = cli_value(&a, &v)) || (rc = cli_parse_int(a.opt, v, 1, 1000, &c->hires_steps)))
+                return rc;
+        } else if (cli_is(&a, "--hires-denoise", NULL)) {
+            if ((rc = cli_value(&a, &v)) ||
+                (rc = cli_parse_float(a.opt, v, -HUGE_VAL, HUGE_VAL, &c->hires_denoise)))
+                return rc;
+            if (!(c->hires_denoise > 0.0 && c->hires_denoise <= 1.0))
+                return cli_usage_error("--hires-denoise: %s is out of range (must be in (0, 1])", v);
+        } else if (cli_is(&a, "--hires-upscaler", NULL)) {
+            if ((rc = cli_value(&a, &v)))
+                return rc;
+            if (!strcasecmp(v, "latent") || !strcasecmp(v, "latent-bilinear"))
+                c->upscaler = SDVK_UPSCALE_LATENT;
+            else if (!strcasecmp(v, "latent-nearest") || !strcasecmp(v, "latent (nearest-exact)"))
+                c->upscaler = SDVK_UPSCALE_LATENT_NEAREST;
+            else if (!strcasecmp(v, "lanczos"))
+                c->upscaler = SDVK_UPSCALE_LANCZOS;
+            else
+                return cli_usage_error("--hires-upscaler: unknown upscaler '%s' (use latent, "
+                                       "latent-nearest or lanczos)", v);
         } else {
             return cli_usage_error("unknown option '%s' (see sdvk --help)", a.opt);
         }
@@ -240,8 +325,7 @@ static int parse(int argc, char **argv, gen_cfg *c, char **prompt_buf) {
         if (c->prompt)
             return cli_usage_error("both -p/--prompt and prompt words after -- were given");
         size_t n = 1;
-        for (int k = 0; k < n_words; k++)
-            n += strlen(argv[words_first + k]) + 1;
+        for (int k = 0; k < n_words; k++) n += strlen(argv[words_first + k]) + 1;
         char *p = malloc(n);
         if (!p)
             return cli_usage_error("out of memory");
@@ -254,109 +338,146 @@ static int parse(int argc, char **argv, gen_cfg *c, char **prompt_buf) {
         *prompt_buf = p;
         c->prompt = p;
     }
-    if (!c->model && !(c->model = demo_model_path()))
+    if (!c->model && !(c->model = demo_model_path(c->demo_path, sizeof c->demo_path)))
         return cli_usage_error("no model given: use -m/--model PATH with an SD v1.x .safetensors "
                                "checkpoint (see sdvk --help); the demo model is not installed");
     if (!c->model_set) {
-        /* The demo model draws 64x64 pictures and has its own vocabulary
-         * (tokenizer/ beside it), which must win over $SDVK_VOCAB. */
         c->demo = 1;
-        if (!c->width_set)
-            c->width = 64;
-        if (!c->height_set)
-            c->height = 64;
         /* A 64x64 picture from this tiny model takes well under a second on
          * the CPU; a Vulkan device (lavapipe included) only adds start-up time. */
         if (c->opt.backend == SDVK_BACKEND_AUTO)
             c->opt.backend = SDVK_BACKEND_CPU;
-        if (!c->opt.vocab_path) {
-            const char *sl = strrchr(c->model, '/');
-            int dn = sl ? (int)(sl - c->model) : 1;
-            snprintf(c->demo_vocab, sizeof c->demo_vocab, "%.*s/tokenizer", dn, sl ? c->model : ".");
-            c->opt.vocab_path = c->demo_vocab;
-        }
     }
     if (!c->prompt)
         return cli_usage_error("no prompt given: use -p/--prompt TEXT, or put the prompt after -- "
                                "(an empty prompt must be given as -p \"\")");
     if (c->strength_set && !c->init_img)
         cli_warn("--strength is only used with -i/--init-img; ignored");
+    if ((c->mask || c->outpaint_set) && !c->init_img)
+        return cli_usage_error("%s needs -i/--init-img (the picture to paint into)",
+                               c->mask ? "--mask" : "--outpaint");
+    if (c->mask_blur_set && !c->mask)
+        cli_warn("--mask-blur is only used with --mask; ignored");
+    if (c->hires_scale > 1.0 && (c->mask || c->outpaint_set))
+        return cli_usage_error("--hires-scale works with txt2img and img2img, not with --mask or "
+                               "--outpaint");
+    if (!strcmp(c->out, "-") && c->batch_count * c->batch_size > 1)
+        return cli_usage_error("-o -: standard output takes one picture (drop -b/--batch-size)");
+    cli_engine_check(&c->opt);
     return -1;
 }
 
-static int list_devices(const sdvk_options *opt) {
-    sd_backend *b = NULL;
-    int rc = CLI_OK;
-    if (sd_backend_cpu_create(opt->n_threads, NULL, &b) == SDVK_OK) {
-        printf("CPU backend: %s\nVulkan devices:\n", b->name);
-        sd_backend_destroy(b);
+/* NAME.png -> NAME-k.png (k > 0). */
+static void out_name(const char *out, long k, char *buf, size_t n) {
+    if (k == 0) {
+        snprintf(buf, n, "%s", out);
+        return;
     }
-    sdvk_status s = sd_vulkan_list_devices(stdout);
+    size_t l = strlen(out);
+    if (l >= 4 && !strcasecmp(out + l - 4, ".png"))
+        snprintf(buf, n, "%.*s-%ld%s", (int)(l - 4), out, k, out + l - 4);
+    else
+        snprintf(buf, n, "%s-%ld", out, k);
+}
+
+static int load_image(const char *what, const char *path, sdvk_image *img) {
+    int rc = cli_check_input_file(what, path);
+    if (rc)
+        return rc;
+    sdvk_status s = sdvk_image_load(path, NULL, img);
     if (s != SDVK_OK)
-        rc = cli_status_error(CLI_FAIL, s, "listing Vulkan devices");
-    return rc;
+        return cli_status_error(CLI_USAGE, s, what);
+    return 0;
+}
+
+static int write_png(const char *path, const sdvk_image *img, const char *info) {
+    sdvk_status s;
+    if (strcmp(path, "-") == 0) {
+        uint8_t *png = NULL;
+        size_t n = 0;
+        s = sdvk_png_encode(img, info, &png, &n);
+        if (s == SDVK_OK && (fwrite(png, 1, n, stdout) != n || fflush(stdout) != 0))
+            s = SDVK_ERR_IO;
+        sdvk_free(png);
+        if (s != SDVK_OK) {
+            fprintf(stderr, "sdvk: error: writing the PNG to standard output failed\n");
+            return CLI_FAIL;
+        }
+        return 0;
+    }
+    s = sdvk_png_write(path, img, info);
+    if (s != SDVK_OK)
+        return cli_status_error(CLI_FAIL, s, "writing the image");
+    return 0;
 }
 
 static int run(gen_cfg *c) {
-    sdvk_image init = {0}, out = {0};
+    sdvk_image init = {0}, mask = {0};
     sdvk_ctx *ctx = NULL;
-    char *params = NULL;
-    sdvk_status s;
+    sdvk_tokenizer *tok = NULL;
     int rc;
 
-    /* Cheap checks first, in command-line order of importance; the model
-     * is only opened after all of them passed. */
     if (c->demo)
         fprintf(stderr, "sdvk: no -m/--model given: using the demo model %s (64x64 pictures of "
                         "simple shapes, e.g. \"a red circle on a blue background\")\n", c->model);
+    /* Cheap checks first: files exist, images decode, output writable. */
     if ((rc = cli_check_input_file("-m/--model", c->model)))
         return rc;
-    /* The prompt needs a vocabulary: resolve it now (--vocab, $SDVK_VOCAB,
-     * tokenizer/ beside the model) rather than after loading. */
-    char *vocab = NULL;
-    s = sd_tokenizer_find(c->opt.vocab_path, c->model, &vocab);
-    free(vocab);
-    if (s != SDVK_OK)
-        return cli_status_error(CLI_USAGE, s, "--vocab");
-    if (c->init_img) {
-        if ((rc = cli_check_input_file("-i/--init-img", c->init_img)))
-            return rc;
-        s = sd_image_load(c->init_img, &init);
-        if (s != SDVK_OK)
-            return cli_status_error(CLI_USAGE, s, "-i/--init-img");
-        /* Without -W/-H, keep the init image's size, rounded down to a
-         * multiple of 64 (what SD v1's UNet needs) within the allowed range. */
-        long iw = init.width / 64 * 64, ih = init.height / 64 * 64;
-        if (!c->width_set)
-            c->width = iw < GEN_MIN_SIDE ? GEN_MIN_SIDE : iw > GEN_MAX_SIDE ? GEN_MAX_SIDE : iw;
-        if (!c->height_set)
-            c->height = ih < GEN_MIN_SIDE ? GEN_MIN_SIDE : ih > GEN_MAX_SIDE ? GEN_MAX_SIDE : ih;
-    }
-    if ((rc = cli_check_output("-o/--output", c->out)))
+    if (c->init_img && (rc = load_image("-i/--init-img", c->init_img, &init)))
         goto done;
-    size_t on = strlen(c->out);
-    if (on < 4 || strcasecmp(c->out + on - 4, ".png") != 0)
-        cli_warn("-o/--output: '%s' does not end in .png; the file is written as PNG", c->out);
-    if (c->init_img && (init.width != c->width || init.height != c->height)) {
-        sdvk_image r = {0};
-        s = sd_image_resize(&init, (int)c->width, (int)c->height, &r);
-        if (s != SDVK_OK) {
-            rc = cli_status_error(CLI_FAIL, s, "resizing the init image");
+    if (c->mask && (rc = load_image("--mask", c->mask, &mask)))
+        goto done;
+    if (strcmp(c->out, "-") != 0) {
+        if ((rc = cli_check_output("-o/--output", c->out)))
             goto done;
-        }
-        if (c->opt.verbose)
-            fprintf(stderr, "sdvk: init image resized from %dx%d to %ldx%ld\n", init.width,
-                    init.height, c->width, c->height);
-        sdvk_image_free(&init);
-        init = r;
+        size_t on = strlen(c->out);
+        if (on < 4 || strcasecmp(c->out + on - 4, ".png") != 0)
+            cli_warn("-o/--output: '%s' does not end in .png; the file is written as PNG", c->out);
+    }
+
+    /* The model, then what depends on it. */
+    if ((rc = cli_create_ctx(c->model, &c->opt, &ctx)))
+        goto done;
+    sdvk_status s = sdvk_tokenizer_open(c->opt.vocab_path, c->model, c->opt.fallback_vocab_path,
+                                        &tok);
+    if (s != SDVK_OK) {
+        fprintf(stderr, "sdvk: error: --vocab: %s (give --vocab PATH, or set SDVK_VOCAB)\n",
+                sdvk_last_error());
+        rc = CLI_USAGE;
+        goto done;
+    }
+    if (c->opt.verbose)
+        fprintf(stderr, "sdvk: vocabulary %s\n", sdvk_tokenizer_path(tok));
+    sdvk_tokenizer_close(tok);
+    tok = NULL;
+    sdvk_model_info info;
+    if ((s = sdvk_model_info_get(ctx, &info)) != SDVK_OK) {
+        rc = cli_status_error(CLI_FAIL, s, "model");
+        goto done;
+    }
+    /* Without -W/-H: the init image's size (rounded down to the model's
+     * multiple), else the model's native size. */
+    if (!c->width_set)
+        c->width = init.data ? init.width / info.size_multiple * info.size_multiple : info.native_width;
+    if (!c->height_set)
+        c->height = init.data ? init.height / info.size_multiple * info.size_multiple
+                              : info.native_height;
+    if (c->width < info.size_multiple)
+        c->width = info.size_multiple;
+    if (c->height < info.size_multiple)
+        c->height = info.size_multiple;
+    long full_w = c->width + c->outpaint[0] + c->outpaint[2];
+    long full_h = c->height + c->outpaint[1] + c->outpaint[3];
+    if (c->width % info.size_multiple || c->height % info.size_multiple || full_w > info.max_side ||
+        full_h > info.max_side) {
+        rc = cli_usage_error("size %ldx%ld: this model takes multiples of %d up to %d per side",
+                             full_w, full_h, info.size_multiple, info.max_side);
+        goto done;
     }
     if (c->seed_random) {
         c->seed = random_seed();
         fprintf(stderr, "sdvk: seed %" PRIu64 "\n", c->seed);
     }
-
-    if ((rc = cli_create_ctx(c->model, &c->opt, &ctx)))
-        goto done;
 
     sdvk_gen_params p;
     sdvk_gen_params_default(&p);
@@ -366,39 +487,67 @@ static int run(gen_cfg *c) {
     p.height = (int)c->height;
     p.steps = (int)c->steps;
     p.cfg_scale = (float)c->cfg;
-    p.seed = c->seed;
+    p.sampler = c->sampler;
+    p.schedule = c->schedule;
+    p.rng = c->rng;
+    p.eta = c->eta_set ? (float)c->eta : c->sampler == SDVK_SAMPLER_DDIM ? 0.0f : 1.0f;
+    p.clip_skip = (int)c->clip_skip;
+    p.batch_size = (int)c->batch_size;
+    p.init_image = init.data ? &init : NULL;
     p.strength = (float)c->strength;
-    cli_progress prog;
-    cli_progress_start(&prog, 0);
-    p.progress = cli_progress_cb;
-    p.progress_user = &prog;
-    cli_install_sigint();
-    s = c->init_img ? sdvk_img2img(ctx, &p, &init, &out) : sdvk_txt2img(ctx, &p, &out);
-    cli_progress_finish(&prog, s == SDVK_OK ? "generated" : "stopped");
-    if (s != SDVK_OK) {
-        /* The model-dependent checks (e.g. sizes a multiple of 64 for SD
-         * v1's UNet) can only be made once the model is open; a request it
-         * refuses is still the caller's mistake. */
-        rc = cli_status_error(s == SDVK_ERR_INVALID_ARG ? CLI_USAGE : CLI_FAIL, s,
-                              c->init_img ? "img2img" : "txt2img");
+    p.mask = mask.data ? &mask : NULL;
+    p.mask_blur = (int)c->mask_blur;
+    memcpy(p.outpaint, c->outpaint, sizeof p.outpaint);
+    p.hires_scale = (float)c->hires_scale;
+    p.hires_steps = (int)c->hires_steps;
+    p.hires_denoise = (float)c->hires_denoise;
+    p.hires_upscaler = c->upscaler;
+    /* Everything the library checks before running (sizes, strength, the
+     * model's kind), reported now rather than after "stopped in ...". */
+    char *probe = NULL;
+    if ((s = sdvk_infotext(ctx, &p, 0, &probe)) != SDVK_OK) {
+        rc = cli_status_error(s == SDVK_ERR_INVALID_ARG || s == SDVK_ERR_MODEL ? CLI_USAGE : CLI_FAIL,
+                              s, init.data ? "img2img" : "txt2img");
         goto done;
     }
+    sdvk_free(probe);
 
-    params = parameters_text(c);
-    s = sd_png_write(c->out, &out, params);
-    if (s != SDVK_OK) {
-        rc = cli_status_error(CLI_FAIL, s, "writing the image");
-        goto done;
+    cli_install_sigint();
+    cli_set_cancel_ctx(ctx);
+    long written = 0;
+    for (long j = 0; j < c->batch_count; j++) {
+        p.seed = c->seed + (uint64_t)(j * c->batch_size);
+        cli_progress prog;
+        cli_progress_start(&prog, 0);
+        p.progress = cli_progress_cb;
+        p.progress_user = &prog;
+        sdvk_result res;
+        s = sdvk_generate(ctx, &p, &res);
+        cli_progress_finish(&prog, s == SDVK_OK ? "generated" : "stopped");
+        if (s != SDVK_OK) {
+            rc = cli_status_error(s == SDVK_ERR_INVALID_ARG ? CLI_USAGE : CLI_FAIL, s,
+                                  init.data ? "img2img" : "txt2img");
+            goto done;
+        }
+        for (int k = 0; k < res.n_images; k++, written++) {
+            char path[4200];
+            out_name(c->out, written, path, sizeof path);
+            if ((rc = write_png(path, &res.images[k], res.infotexts[k]))) {
+                sdvk_result_free(&res);
+                goto done;
+            }
+            fprintf(stderr, "sdvk: wrote %s (%dx%d, seed %" PRIu64 ", backend %s)\n",
+                    strcmp(path, "-") ? path : "standard output", res.images[k].width,
+                    res.images[k].height, res.seeds[k], sdvk_backend_name(ctx));
+        }
+        sdvk_result_free(&res);
     }
-    fprintf(stderr, "sdvk: wrote %s (%dx%d, seed %" PRIu64 ", backend %s)\n", c->out, out.width,
-            out.height, c->seed, sdvk_backend_name(ctx));
     rc = CLI_OK;
 done:
-    free(params);
-    if (out.data)
-        sdvk_image_free(&out);
-    if (init.data)
-        sdvk_image_free(&init);
+    cli_set_cancel_ctx(NULL);
+    sdvk_tokenizer_close(tok);
+    sdvk_image_free(&init);
+    sdvk_image_free(&mask);
     if (ctx)
         sdvk_destroy(ctx);
     return rc;
@@ -412,17 +561,31 @@ int cli_cmd_generate(int argc, char **argv) {
     gen_cfg c;
     memset(&c, 0, sizeof c);
     sdvk_options_default(&c.opt);
+    sdvk_options_from_env(&c.opt);
+    /* one-shot use: free each network once the picture no longer needs it */
+    c.opt.keep = SDVK_KEEP_NONE;
     c.neg = "";
     c.out = "output.png";
-    c.width = c.height = 512;
     c.steps = 20;
     c.cfg = 7.5;
     c.strength = 0.75;
     c.seed = 42;
+    c.batch_count = 1;
+    c.batch_size = 1;
+    c.clip_skip = 1;
+    c.mask_blur = 4;
+    c.eta = 1.0;
+    c.hires_denoise = 0.5;
+    c.sampler = SDVK_SAMPLER_DPMPP_2M;
+    c.schedule = SDVK_SCHEDULE_KARRAS;
+    c.rng = SDVK_RNG_CPU;
     char *prompt_buf = NULL;
     int rc = parse(argc, argv, &c, &prompt_buf);
     if (rc < 0)
-        rc = c.list_devices ? list_devices(&c.opt) : run(&c);
+        rc = c.list_devices ? (sdvk_list_devices(stdout, &c.opt) == SDVK_OK
+                                   ? CLI_OK
+                                   : cli_status_error(CLI_FAIL, SDVK_ERR_BACKEND, "listing devices"))
+                            : run(&c);
     free(prompt_buf);
     return rc;
 }

@@ -4,15 +4,7 @@
  * machine or driver before trusting its images. */
 #include <string.h>
 
-#include "backend/backend.h"
 #include "cli.h"
-
-#if defined(__has_include)
-#if __has_include("backend/conformance.h")
-#include "backend/conformance.h"
-#define HAVE_CONFORMANCE 1
-#endif
-#endif
 
 static void usage(FILE *f) {
     fputs("Usage: sdvk selftest [--backend auto|vulkan|cpu] [--device N] [--precision P]\n"
@@ -29,6 +21,7 @@ static void usage(FILE *f) {
 int cli_cmd_selftest(int argc, char **argv) {
     sdvk_options opt;
     sdvk_options_default(&opt);
+    sdvk_options_from_env(&opt);
     double tol_scale = 1.0;
     int validation = 0, tol_given = 0, rc;
     cli_args a;
@@ -60,45 +53,10 @@ int cli_cmd_selftest(int argc, char **argv) {
             return cli_usage_error("selftest: unknown option '%s' (see sdvk selftest --help)", a.opt);
         }
     }
-#ifndef HAVE_CONFORMANCE
-    (void)tol_scale;
-    (void)validation;
-    (void)tol_given;
-    fprintf(stderr, "sdvk: error: selftest: this build has no conformance suite\n");
-    return CLI_FAIL;
-#else
-    sd_backend *test = NULL, *ref = NULL;
-    sdvk_status s;
-    if (opt.backend == SDVK_BACKEND_VULKAN) {
-        sd_vulkan_opts vo;
-        memset(&vo, 0, sizeof vo);
-        vo.device_index = opt.device_index;
-        vo.precision = opt.precision;
-        vo.validation = validation;
-        vo.verbose = opt.verbose;
-        s = sd_backend_vulkan_create(&vo, &test);
-    } else if (opt.backend == SDVK_BACKEND_CPU) {
-        s = sd_backend_cpu_create(opt.n_threads, NULL, &test);
-    } else {
-        s = sd_backend_create(SDVK_BACKEND_AUTO, &opt, &test);
-    }
-    if (s != SDVK_OK)
-        return cli_status_error(CLI_FAIL, s, "selftest: creating the backend under test");
-    s = sd_backend_cpu_create(opt.n_threads, "ref", &ref);
-    if (s != SDVK_OK) {
-        sd_backend_destroy(test);
-        return cli_status_error(CLI_FAIL, s, "selftest: creating the reference backend");
-    }
-    /* 16-bit storage loses ~3 decimal digits against the fp32 reference;
-     * the suite's base tolerances are for fp32 (see conformance.h). */
-    if (!tol_given && (strstr(test->name, "f16") || strstr(test->name, "bf16")))
-        tol_scale = 1000.0;
-    printf("selftest: %s against %s (tolerance scale %g)\n", test->name, ref->name, tol_scale);
-    fflush(stdout);
+    opt.validation |= validation;
+    cli_engine_check(&opt);
     int n_fail = 0;
-    s = sd_conformance_run(test, ref, tol_scale, stdout, &n_fail);
-    sd_backend_destroy(test);
-    sd_backend_destroy(ref);
+    sdvk_status s = sdvk_selftest(&opt, tol_given ? tol_scale : 0.0, stdout, &n_fail);
     if (n_fail > 0) {
         printf("selftest: %d FAILED\n", n_fail);
         return CLI_FAIL;
@@ -107,5 +65,5 @@ int cli_cmd_selftest(int argc, char **argv) {
         return cli_status_error(CLI_FAIL, s, "selftest");
     printf("selftest: all passed\n");
     return CLI_OK;
-#endif
+
 }

@@ -8,9 +8,19 @@
 #include <string.h>
 
 #include "cli.h"
-#include "core/npy.h"
-#include "io/image.h"
-#include "stage.h"
+
+/* An array read from a .npy file: float32 ('f') or int32 ('i'). */
+typedef struct npy_arr {
+    void *data;
+    char dtype;
+    int ndim;
+    int64_t ne[8];
+} npy_arr;
+
+static void npy_free(npy_arr *a) {
+    sdvk_free(a->data);
+    memset(a, 0, sizeof *a);
+}
 
 #define CLIP_CTX_LEN 77
 #define CLIP_VOCAB 49408
@@ -26,6 +36,8 @@ enum {
     O_CFG = 1 << 7,
     O_NOISE = 1 << 8,
     O_SEED = 1 << 9,
+    O_SAMPLER = 1 << 10, /* --sampler, --scheduler, --rng, --eta */
+    O_CLIP_SKIP = 1 << 11,
 };
 
 typedef struct stage_def {
@@ -35,8 +47,8 @@ typedef struct stage_def {
 } stage_def;
 
 static const stage_def STAGES[] = {
-    {"clip", O_TOKENS | O_TOKENS_NPY, 0,
-     "clip -m M (--tokens 49406,320,... | --tokens-npy F) -o OUT\n"
+    {"clip", O_TOKENS | O_TOKENS_NPY | O_CLIP_SKIP, 0,
+     "clip -m M (--tokens 49406,320,... | --tokens-npy F) [--clip-skip N] -o OUT\n"
      "      token ids -> text embeddings [B,77,W]; fewer than 77 ids are padded with 49407"},
     {"unet", O_LATENT | O_TIMESTEP | O_CONTEXT, O_LATENT | O_TIMESTEP | O_CONTEXT,
      "unet -m M --latent X --timestep T --context C -o OUT\n"
@@ -47,11 +59,13 @@ static const stage_def STAGES[] = {
     {"vae-encode", O_IMAGE, O_IMAGE,
      "vae-encode -m M --image I -o OUT\n"
      "      image [B,3,H,W] in [-1,1] (.npy, or a PNG/JPEG file) -> mean*0.18215 [B,4,H/8,W/8]"},
-    {"sample", O_CONTEXT | O_LATENT | O_STEPS | O_CFG | O_NOISE | O_SEED,
+    {"sample", O_CONTEXT | O_LATENT | O_STEPS | O_CFG | O_NOISE | O_SEED | O_SAMPLER,
      O_CONTEXT | O_LATENT | O_STEPS | O_CFG,
-     "sample -m M --context C --latent X0 --steps N --cfg S [--step-noise F] [--seed S] -o OUT\n"
-     "      DDPM loop: context [2B,77,W] (cond rows, then uncond) or [B,77,W] when S = 1,\n"
-     "      x0 [B,4,h,w], step noise [K,B,4,h,w] (default: from the seed) -> latent [B,4,h,w]"},
+     "sample -m M --context C --latent N0 --steps N --cfg S [--sampler NAME] [--scheduler NAME]\n"
+     "             [--eta X] [--step-noise F] [--seed S --rng cpu|cuda|sdvk] -o OUT\n"
+     "      a sampler run (default ddpm): context [2B,77,W] (cond rows, then uncond) or [B,77,W]\n"
+     "      when S = 1, N0 [B,4,h,w] the unit-variance start noise, step noise [K,B,4,h,w] for\n"
+     "      the K evaluations that take fresh noise (default: from the seed) -> latent [B,4,h,w]"},
 };
 #define N_STAGES (int)(sizeof STAGES / sizeof STAGES[0])
 
@@ -62,7 +76,7 @@ static const struct {
     {O_TOKENS, "--tokens"},   {O_TOKENS_NPY, "--tokens-npy"}, {O_LATENT, "--latent"},
     {O_TIMESTEP, "--timestep"}, {O_CONTEXT, "--context"},     {O_IMAGE, "--image"},
     {O_STEPS, "--steps"},     {O_CFG, "--cfg"},               {O_NOISE, "--step-noise"},
-    {O_SEED, "--seed"},
+    {O_SEED, "--seed"},       {O_SAMPLER, "--sampler"},       {O_CLIP_SKIP, "--clip-skip"},
 };
 
 static void usage(FILE *f) {
@@ -83,8 +97,11 @@ typedef struct stage_cfg {
     const stage_def *st;
     const char *model, *out;
     const char *tokens, *tokens_npy, *latent, *context, *image, *noise;
-    double timestep, cfg;
-    long steps;
+    double timestep, cfg, eta;
+    long steps, clip_skip;
+    sdvk_sampler sampler;
+    sdvk_schedule schedule;
+    sdvk_rng rng;
     uint64_t seed;
     unsigned given;
     sdvk_options opt;
@@ -162,6 +179,26 @@ static int parse(int argc, char **argv, stage_cfg *c) {
             bit = O_SEED;
             if ((rc = cli_value(&a, &v)) || (rc = cli_parse_u64(a.opt, v, &c->seed)))
                 return rc;
+        } else if (cli_is(&a, "--sampler", "--sampling-method")) {
+            bit = O_SAMPLER;
+            if ((rc = cli_value(&a, &v)) || (rc = cli_parse_sampler(a.opt, v, &c->sampler, &c->schedule)))
+                return rc;
+        } else if (cli_is(&a, "--scheduler", "--schedule")) {
+            bit = O_SAMPLER;
+            if ((rc = cli_value(&a, &v)) || (rc = cli_parse_schedule(a.opt, v, &c->schedule)))
+                return rc;
+        } else if (cli_is(&a, "--rng", NULL)) {
+            bit = O_SAMPLER;
+            if ((rc = cli_value(&a, &v)) || (rc = cli_parse_rng(a.opt, v, &c->rng)))
+                return rc;
+        } else if (cli_is(&a, "--eta", NULL)) {
+            bit = O_SAMPLER;
+            if ((rc = cli_value(&a, &v)) || (rc = cli_parse_float(a.opt, v, 0.0, 10.0, &c->eta)))
+                return rc;
+        } else if (cli_is(&a, "--clip-skip", NULL)) {
+            bit = O_CLIP_SKIP;
+            if ((rc = cli_value(&a, &v)) || (rc = cli_parse_int(a.opt, v, 1, 12, &c->clip_skip)))
+                return rc;
         } else {
             return cli_usage_error("stage %s: unknown option '%s' (see sdvk stage --help)",
                                    c->st->name, a.opt);
@@ -170,7 +207,7 @@ static int parse(int argc, char **argv, stage_cfg *c) {
             return cli_usage_error("stage %s does not take %s", c->st->name, a.opt);
         c->given |= bit;
     }
-    for (unsigned bit = 1; bit <= O_SEED; bit <<= 1)
+    for (unsigned bit = 1; bit <= O_CLIP_SKIP; bit <<= 1)
         if ((c->st->required & bit) && !(c->given & bit))
             return cli_usage_error("stage %s: missing %s", c->st->name, opt_name(bit));
     if (c->st->allowed & O_TOKENS) {
@@ -224,37 +261,37 @@ static int parse_token_list(const char *s, int32_t *ids, int *len) {
 
 /* Loads a float32 array of rank `ndim` with no empty dimension. Errors
  * name the option and the file. */
-static int load_array(const char *opt, const char *path, int ndim, sd_npy *a) {
+static int load_array(const char *opt, const char *path, int ndim, npy_arr *a) {
     int rc = cli_check_input_file(opt, path);
     if (rc)
         return rc;
-    sdvk_status s = sd_npy_load(path, a);
+    sdvk_status s = sdvk_npy_load(path, &a->data, &a->dtype, &a->ndim, a->ne);
     if (s != SDVK_OK)
         return cli_status_error(CLI_USAGE, s, opt);
-    if (a->dtype != SD_F32) {
-        sd_npy_free(a);
+    if (a->dtype != 'f') {
+        npy_free(a);
         return cli_usage_error("%s: '%s' holds integers; a float array is expected", opt, path);
     }
     if (a->ndim != ndim) {
         int got = a->ndim;
-        sd_npy_free(a);
+        npy_free(a);
         return cli_usage_error("%s: '%s' has %d dimensions; %d are expected", opt, path, got, ndim);
     }
     for (int k = 0; k < ndim; k++)
         if (a->ne[k] <= 0) {
-            sd_npy_free(a);
+            npy_free(a);
             return cli_usage_error("%s: '%s' has an empty dimension %d", opt, path, k);
         }
     return 0;
 }
 
 /* A PNG/JPEG as a [1,3,H,W] array in [-1,1], for vae-encode. */
-static int load_image_array(const char *path, sd_npy *a) {
+static int load_image_array(const char *path, npy_arr *a) {
     int rc = cli_check_input_file("--image", path);
     if (rc)
         return rc;
     sdvk_image img;
-    sdvk_status s = sd_image_load(path, &img);
+    sdvk_status s = sdvk_image_load(path, NULL, &img);
     if (s != SDVK_OK)
         return cli_status_error(CLI_USAGE, s, "--image");
     size_t hw = (size_t)img.width * (size_t)img.height;
@@ -267,7 +304,7 @@ static int load_image_array(const char *path, sd_npy *a) {
         for (int ch = 0; ch < 3; ch++)
             d[(size_t)ch * hw + i] = (float)img.data[i * (size_t)img.channels + (size_t)ch] / 127.5f - 1.0f;
     memset(a, 0, sizeof *a);
-    a->dtype = SD_F32;
+    a->dtype = 'f';
     a->ndim = 4;
     a->ne[0] = 1;
     a->ne[1] = 3;
@@ -302,12 +339,18 @@ int cli_cmd_stage(int argc, char **argv) {
                                "sample; see sdvk stage --help)",
                                argv[1]);
     sdvk_options_default(&c.opt);
+    sdvk_options_from_env(&c.opt);
     c.seed = 42;
+    c.sampler = SDVK_SAMPLER_DDPM; /* the stage's historical default */
+    c.schedule = SDVK_SCHEDULE_DISCRETE;
+    c.rng = SDVK_RNG_SDVK;
+    c.eta = 1.0;
+    c.clip_skip = 1;
     int rc = parse(argc, argv, &c);
     if (rc >= 0)
         return rc;
 
-    sd_npy tok = {0}, lat = {0}, ctxa = {0}, img = {0}, noise = {0};
+    npy_arr tok = {0}, lat = {0}, ctxa = {0}, img = {0}, noise = {0};
     int32_t list_ids[CLIP_CTX_LEN];
     const int32_t *ids = NULL;
     int batch = 0, len = 0;
@@ -329,15 +372,15 @@ int cli_cmd_stage(int argc, char **argv) {
     if (c.given & O_TOKENS_NPY) {
         if ((rc = cli_check_input_file("--tokens-npy", c.tokens_npy)))
             goto done;
-        s = sd_npy_load(c.tokens_npy, &tok);
+        s = sdvk_npy_load(c.tokens_npy, &tok.data, &tok.dtype, &tok.ndim, tok.ne);
         if (s != SDVK_OK) {
             rc = cli_status_error(CLI_USAGE, s, "--tokens-npy");
             goto done;
         }
-        if (tok.dtype != SD_I32 || (tok.ndim != 1 && tok.ndim != 2)) {
+        if (tok.dtype != 'i' || (tok.ndim != 1 && tok.ndim != 2)) {
             rc = cli_usage_error("--tokens-npy: '%s' must hold integer token ids of shape [len] or "
                                  "[batch, len] (got %d dimensions of %s)",
-                                 c.tokens_npy, tok.ndim, tok.dtype == SD_I32 ? "integers" : "floats");
+                                 c.tokens_npy, tok.ndim, tok.dtype == 'i' ? "integers" : "floats");
             goto done;
         }
         batch = tok.ndim == 2 ? (int)tok.ne[0] : 1;
@@ -378,26 +421,35 @@ int cli_cmd_stage(int argc, char **argv) {
     const char *name = c.st->name;
     if (strcmp(name, "clip") == 0) {
         int64_t ne3[3];
-        s = sd_stage_clip(ctx, ids, batch, len, &out, ne3);
+        s = sdvk_stage_clip(ctx, ids, batch, len, (int)c.clip_skip, &out, ne3);
         memcpy(ne, ne3, sizeof ne3);
         out_ndim = 3;
     } else if (strcmp(name, "unet") == 0) {
         int64_t ne4[4];
-        s = sd_stage_unet(ctx, lat.data, lat.ne, (float)c.timestep, ctxa.data, ctxa.ne, &out, ne4);
+        s = sdvk_stage_unet(ctx, lat.data, lat.ne, (float)c.timestep, ctxa.data, ctxa.ne, &out, ne4);
         memcpy(ne, ne4, sizeof ne4);
     } else if (strcmp(name, "vae-decode") == 0) {
         int64_t ne4[4];
-        s = sd_stage_vae_decode(ctx, lat.data, lat.ne, &out, ne4);
+        s = sdvk_stage_vae_decode(ctx, lat.data, lat.ne, &out, ne4);
         memcpy(ne, ne4, sizeof ne4);
     } else if (strcmp(name, "vae-encode") == 0) {
         int64_t ne4[4];
-        s = sd_stage_vae_encode(ctx, img.data, img.ne, &out, ne4);
+        s = sdvk_stage_vae_encode(ctx, img.data, img.ne, &out, ne4);
         memcpy(ne, ne4, sizeof ne4);
     } else {
         int64_t ne4[4];
         cli_install_sigint();
-        s = sd_stage_sample(ctx, ctxa.data, ctxa.ne, lat.data, lat.ne, (int)c.steps, (float)c.cfg,
-                            noise.data, noise.data ? noise.ne : NULL, c.seed, &out, ne4);
+        sdvk_gen_params p;
+        sdvk_gen_params_default(&p);
+        p.steps = (int)c.steps;
+        p.cfg_scale = (float)c.cfg;
+        p.seed = c.seed;
+        p.sampler = c.sampler;
+        p.schedule = c.schedule;
+        p.rng = c.rng;
+        p.eta = (float)c.eta;
+        s = sdvk_stage_sample(ctx, &p, ctxa.data, ctxa.ne, lat.data, lat.ne, noise.data,
+                              noise.data ? noise.ne : NULL, &out, ne4);
         memcpy(ne, ne4, sizeof ne4);
     }
     if (s != SDVK_OK) {
@@ -410,7 +462,7 @@ int cli_cmd_stage(int argc, char **argv) {
     }
     if (c.opt.verbose)
         fprintf(stderr, "sdvk: stage %s took %.3f s\n", name, cli_now() - t0);
-    s = sd_npy_save(c.out, SD_F32, out, out_ndim, ne);
+    s = sdvk_npy_save_f32(c.out, out, out_ndim, ne);
     if (s != SDVK_OK) {
         rc = cli_status_error(CLI_FAIL, s, "writing the result");
         goto done;
@@ -423,12 +475,12 @@ int cli_cmd_stage(int argc, char **argv) {
     }
     rc = CLI_OK;
 done:
-    free(out);
-    sd_npy_free(&tok);
-    sd_npy_free(&lat);
-    sd_npy_free(&ctxa);
-    sd_npy_free(&img);
-    sd_npy_free(&noise);
+    sdvk_free(out);
+    npy_free(&tok);
+    npy_free(&lat);
+    npy_free(&ctxa);
+    npy_free(&img);
+    npy_free(&noise);
     if (ctx)
         sdvk_destroy(ctx);
     return rc;

@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/status.h"
-#include "tokenizer/tokenizer.h"
+#include "cli.h"
 
-int sdvk_cmd_tokenize(int argc, char **argv);
+#define CLIP_CTX 77   /* BOS + 75 tokens + EOS */
+#define CLIP_CHUNK 75
 
 static void usage(FILE *f)
 {
@@ -18,8 +18,8 @@ static void usage(FILE *f)
             "usage: sdvk tokenize [--vocab F] [--model M] [--no-pad] [--prompt] [--file F] [--] TEXT...\n"
             "  Prints the CLIP token ids of TEXT (several TEXT arguments are joined with one space).\n"
             "  --vocab F   bpe_simple_vocab_16e6.txt.gz, a vocab.json (merges.txt beside it) or a\n"
-            "              folder with vocab.json + merges.txt; default $SDVK_VOCAB, then\n"
-            "              tokenizer/ beside --model\n"
+            "              folder with vocab.json + merges.txt; default: tokenizer/ beside\n"
+            "              --model, then $SDVK_VOCAB\n"
             "  --no-pad    print [BOS] + all ids + [EOS], not truncated or padded to 77\n"
             "  --prompt    parse A1111 weights, print each 77-id window and its weights\n"
             "  --file F    read TEXT from file F ('-' = standard input; NUL bytes are dropped)\n"
@@ -155,71 +155,73 @@ int sdvk_cmd_tokenize(int argc, char **argv)
         return 1;
     }
 
-    char *vocab = NULL;
-    sd_tokenizer *tok = NULL;
-    int rc = 1;
-    if (sd_tokenizer_find(vocab_opt, model, &vocab) != SDVK_OK ||
-        sd_tokenizer_load(vocab, &tok) != SDVK_OK) {
-        fprintf(stderr, "sdvk tokenize: %s\n", sdvk_last_error());
-        goto out;
+    sdvk_tokenizer *tok = NULL;
+    sdvk_status st = sdvk_tokenizer_open(vocab_opt, model, getenv("SDVK_VOCAB"), &tok);
+    if (st != SDVK_OK) {
+        fprintf(stderr, "sdvk tokenize: --vocab: %s (give --vocab PATH, or set SDVK_VOCAB)\n",
+                sdvk_last_error());
+        free(text);
+        return 2;
     }
+    int rc = 0;
     if (prompt_mode) {
-        int32_t *ids;
-        float *w;
-        int nc, chunked;
-        if (sd_tokenize_prompt(tok, text, 1, &ids, &w, &nc, &chunked) != SDVK_OK) {
+        int32_t *ids = NULL;
+        float *w = NULL;
+        int nc = 0;
+        if (sdvk_tokenizer_encode_prompt(tok, text, &ids, &w, &nc) != SDVK_OK) {
             fprintf(stderr, "sdvk tokenize: %s\n", sdvk_last_error());
-            goto out;
+            rc = 2;
+        } else {
+            if (nc > 1)
+                fprintf(stderr, "sdvk tokenize: the prompt is longer than %d tokens: %d windows "
+                        "of %d\n", CLIP_CHUNK, nc, CLIP_CTX);
+            for (int c = 0; c < nc; c++) {
+                print_ids(ids + (size_t)c * CLIP_CTX, CLIP_CTX);
+                for (int i = 0; i < CLIP_CTX; i++)
+                    printf(i ? ",%.9g" : "%.9g", w[(size_t)c * CLIP_CTX + i]);
+                printf("\n");
+            }
         }
-        if (chunked)
-            fprintf(stderr, "sdvk tokenize: prompt longer than %d tokens: %d windows of %d\n",
-                    SD_CLIP_CHUNK, nc, SD_CLIP_CTX);
-        for (int c = 0; c < nc; c++) {
-            print_ids(ids + (size_t)c * SD_CLIP_CTX, SD_CLIP_CTX);
-            for (int i = 0; i < SD_CLIP_CTX; i++)
-                printf(i ? ",%.9g" : "%.9g", w[(size_t)c * SD_CLIP_CTX + i]);
-            printf("\n");
-        }
-        free(ids);
-        free(w);
-        rc = 0;
-        goto out;
+        sdvk_free(ids);
+        sdvk_free(w);
+        sdvk_tokenizer_close(tok);
+        free(text);
+        return rc;
     }
-    int32_t *ids;
-    int n;
-    if (sd_tokenize(tok, text, &ids, &n) != SDVK_OK) {
+    int32_t *ids = NULL;
+    int n = 0;
+    if (sdvk_tokenizer_encode(tok, text, &ids, &n) != SDVK_OK) {
         fprintf(stderr, "sdvk tokenize: %s\n", sdvk_last_error());
-        goto out;
+        sdvk_tokenizer_close(tok);
+        free(text);
+        return 1;
     }
     int total = n + 2;
-    int32_t *seq = malloc((size_t)(total > SD_CLIP_CTX ? total : SD_CLIP_CTX) * sizeof *seq);
+    int32_t *seq = malloc((size_t)(total > CLIP_CTX ? total : CLIP_CTX) * sizeof *seq);
     if (!seq) {
-        free(ids);
         fprintf(stderr, "sdvk tokenize: out of memory\n");
-        goto out;
-    }
-    seq[0] = sd_tokenizer_bos(tok);
-    memcpy(seq + 1, ids, (size_t)n * sizeof *seq);
-    seq[n + 1] = sd_tokenizer_eos(tok);
-    free(ids);
-    if (!no_pad) {
-        if (total > SD_CLIP_CTX) {
-            seq[SD_CLIP_CTX - 1] = sd_tokenizer_eos(tok); /* keep 76, EOS last */
+        rc = 1;
+    } else {
+        seq[0] = sdvk_tokenizer_special(tok, 0);
+        memcpy(seq + 1, ids, (size_t)n * sizeof *seq);
+        seq[n + 1] = sdvk_tokenizer_special(tok, 1);
+        if (!no_pad) {
+            if (total > CLIP_CTX) {
+                seq[CLIP_CTX - 1] = sdvk_tokenizer_special(tok, 1); /* keep 76, EOS last */
+            }
+            for (int i = total; i < CLIP_CTX; i++)
+                seq[i] = sdvk_tokenizer_special(tok, 2);
+            total = CLIP_CTX;
         }
-        for (int i = total; i < SD_CLIP_CTX; i++)
-            seq[i] = sd_tokenizer_pad(tok);
-        total = SD_CLIP_CTX;
+        print_ids(seq, total);
     }
-    print_ids(seq, total);
     free(seq);
-    rc = 0;
-out:
+    sdvk_free(ids);
+    sdvk_tokenizer_close(tok);
+    free(text);
     if (fflush(stdout) != 0 && rc == 0) {
         fprintf(stderr, "sdvk tokenize: cannot write output\n");
         rc = 1;
     }
-    sd_tokenizer_free(tok);
-    free(vocab);
-    free(text);
     return rc;
 }

@@ -6,19 +6,26 @@
 #include "cli.h"
 
 static volatile sig_atomic_t g_interrupted = 0;
+static sdvk_ctx *volatile g_cancel_ctx;
 
 static void on_sigint(int sig) {
     (void)sig;
     g_interrupted = 1;
+    /* sdvk_cancel is an atomic store: safe here, and it stops the CPU
+     * backend within the current step */
+    if (g_cancel_ctx)
+        sdvk_cancel(g_cancel_ctx);
 }
+
+void cli_set_cancel_ctx(sdvk_ctx *ctx) { g_cancel_ctx = ctx; }
 
 void cli_install_sigint(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
-    /* One-shot: the first Ctrl-C asks the engine to stop after the current
-     * step; a second one gets the default action (terminate). */
+    /* One-shot: the first Ctrl-C asks the engine to stop; a second one gets
+     * the default action (terminate). */
     sa.sa_flags = (int)SA_RESETHAND;
     sigaction(SIGINT, &sa, NULL);
 }
@@ -58,6 +65,11 @@ int cli_progress_cb(void *user, int step, int n_steps) {
         done = n_steps;
     if (p->quiet || n_steps <= 0)
         return cli_interrupted();
+    /* Without a terminal (a log file, a pipe) one line every few seconds
+     * and the last one, not a line per step. */
+    if (!p->tty && done < n_steps && p->last_print > 0 && now - p->last_print < 5.0)
+        return cli_interrupted();
+    p->last_print = now;
     /* Average since the call began: it includes the text encoder and
      * setup (small next to the steps), and stays meaningful when a backend
      * that runs all steps on the device reports them in a burst at the end. */

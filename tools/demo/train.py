@@ -212,7 +212,9 @@ def export(sd, path, cfg, scale, meta_extra):
         items.append((k, "F16", tuple(v.shape), v.detach().float().numpy().astype(np.float16)))
     meta = {"format": "pt", "sdvk.clip.num_heads": str(cfg["clip"]["heads"]),
             "sdvk.unet.num_heads": str(cfg["unet"]["heads"]),
-            "sdvk.vae.scale_factor": "%.6g" % scale, "sdvk.config": json.dumps(cfg)}
+            "sdvk.vae.scale_factor": "%.6g" % scale, "sdvk.config": json.dumps(cfg),
+            # the size it draws: the engine's default size without -W/-H
+            "modelspec.resolution": "64x64"}
     meta.update(meta_extra)
     st_io.write(path, items, meta)
 

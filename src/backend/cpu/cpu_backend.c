@@ -21,41 +21,236 @@ typedef struct cpu_backend {
     sd_cpu_kernels k;
 } cpu_backend;
 
+/* One resident weight: an f32 copy of a weight tensor (kind W_F32), or what
+ * an op's prep hook made from a weight and bias (kind W_PACK: GEMM panels).
+ * The node and tensor descriptors it was made from are kept, so a LoRA
+ * update can remake it from new values. */
+enum { W_F32 = 0, W_PACK = 1 };
+typedef struct wentry {
+    int kind;
+    sd_op op;            /* W_PACK: the op whose prep hook made it */
+    const void *w, *b;   /* checkpoint data of weight and bias (the key) */
+    sd_tensor tw, tb;    /* their descriptors (tb unused when b == NULL) */
+    sd_node node;        /* W_PACK: the node, inputs renumbered 0 = w, 1 = b */
+    void *data;          /* f32 copy or prep result */
+    int owned;           /* data was allocated here (else: aligned f32 used in place) */
+    size_t bytes;
+} wentry;
+
+struct sd_bweights {
+    wentry **e;          /* open addressing, NULL = empty */
+    size_t cap, n;
+    long prepared;
+    size_t bytes;
+};
+
 struct sd_bgraph {
     const sd_graph *g;
     void *arena;
-    void **data;        /* per tensor: f32/i32 data (arena, weight, or converted copy) */
+    void **data;        /* per tensor: f32/i32 data (arena, or a weight's f32 copy) */
     const void **raw;   /* per tensor: a weight's checkpoint data */
-    void **packed;      /* per node: the prep hook's data */
-    unsigned char *own; /* per tensor: data[] is a malloc'd copy */
+    void **packed;      /* per node: the prep hook's data (refreshed from pe[] each run) */
+    wentry **pe;        /* per node: the resident entry behind packed[] */
+    wentry **te;        /* per tensor: the resident f32 entry behind data[] */
+    sd_bweights *own_w; /* a private weight set (prepare without one) */
     int64_t max_step;   /* steps must be < this (smallest STEP_SELECT table), or -1 */
     int max_step_node;
 };
 
-static void cpu_release(sd_backend *b, sd_bgraph *bg) {
+static size_t whash(int kind, sd_op op, const void *w, const void *b) {
+    uint64_t h = (uint64_t)(uintptr_t)w * 0x9e3779b97f4a7c15ull;
+    h ^= (uint64_t)(uintptr_t)b * 0xc2b2ae3d27d4eb4full + (uint64_t)kind * 31 + (uint64_t)op;
+    return (size_t)(h ^ (h >> 29));
+}
+
+static wentry *wfind(const sd_bweights *ws, int kind, sd_op op, const void *w, const void *b) {
+    if (!ws->cap)
+        return NULL;
+    for (size_t i = whash(kind, op, w, b) & (ws->cap - 1);; i = (i + 1) & (ws->cap - 1)) {
+        wentry *e = ws->e[i];
+        if (!e)
+            return NULL;
+        if (e->kind == kind && e->w == w && e->b == b && (kind == W_F32 || e->op == op))
+            return e;
+    }
+}
+
+static int wput(sd_bweights *ws, wentry *e) {
+    if (2 * (ws->n + 1) > ws->cap) {
+        size_t cap = ws->cap ? 2 * ws->cap : 256;
+        wentry **ne = calloc(cap, sizeof *ne);
+        if (!ne)
+            return -1;
+        for (size_t i = 0; i < ws->cap; i++)
+            if (ws->e[i]) {
+                wentry *o = ws->e[i];
+                size_t j = whash(o->kind, o->op, o->w, o->b) & (cap - 1);
+                while (ne[j]) j = (j + 1) & (cap - 1);
+                ne[j] = o;
+            }
+        free(ws->e);
+        ws->e = ne;
+        ws->cap = cap;
+    }
+    size_t j = whash(e->kind, e->op, e->w, e->b) & (ws->cap - 1);
+    while (ws->e[j]) j = (j + 1) & (ws->cap - 1);
+    ws->e[j] = e;
+    ws->n++;
+    return 0;
+}
+
+static void wentry_free(wentry *e) {
+    if (e && e->owned)
+        free(e->data);
+    free(e);
+}
+
+static sdvk_status cpu_weights_create(sd_backend *b, sd_bweights **out) {
     (void)b;
+    *out = calloc(1, sizeof **out);
+    return *out ? SDVK_OK : sd_err(SDVK_ERR_OOM, "cpu: out of memory");
+}
+
+static void cpu_weights_destroy(sd_backend *b, sd_bweights *ws) {
+    (void)b;
+    if (!ws)
+        return;
+    for (size_t i = 0; i < ws->cap; i++) wentry_free(ws->e[i]);
+    free(ws->e);
+    free(ws);
+}
+
+static void cpu_weights_stats(sd_backend *b, const sd_bweights *ws, sd_weight_stats *st) {
+    (void)b;
+    memset(st, 0, sizeof *st);
+    if (!ws)
+        return;
+    st->prepared = ws->prepared;
+    st->entries = (long)ws->n;
+    st->bytes = ws->bytes;
+}
+
+/* f32 copy of weight t (or the checkpoint data itself when it is aligned
+ * f32): the data kernels read through ctx.data. */
+static sdvk_status make_f32(const sd_tensor *t, const void *src, wentry *e) {
+    if ((t->dtype == SD_F32 || t->dtype == SD_I32) && ((uintptr_t)src & 3) == 0) {
+        e->data = (void *)(uintptr_t)src; /* used in place, read only */
+        return SDVK_OK;
+    }
+    size_t n = (size_t)sd_tensor_nelem(t);
+    float *f = malloc(n * sizeof(float) + 1);
+    if (!f)
+        return sd_err(SDVK_ERR_OOM, "cpu prepare: out of memory converting %s", t->name);
+    if (t->dtype == SD_F32 || t->dtype == SD_I32)
+        memcpy(f, src, n * 4); /* unaligned source */
+    else
+        sd_to_f32(f, src, t->dtype, n);
+    e->data = f;
+    e->owned = 1;
+    e->bytes = n * sizeof(float);
+    return SDVK_OK;
+}
+
+/* Runs the prep hook on a two-tensor graph holding only the entry's weight
+ * (data w_data, dtype of tw) and bias. */
+static void *make_packed(const cpu_backend *cb, const wentry *e, const void *w_data) {
+    sd_tensor t[2] = {e->tw, e->tb};
+    sd_graph g = {.t = t, .nt = e->b ? 2 : 1, .n = (sd_node *)&e->node, .nn = 1, .planned = 1};
+    const void *raw[2] = {w_data, e->b};
+    return cb->k.prep[e->op](&g, &e->node, raw);
+}
+
+/* Size of a prep result: GEMM panels are the only hooks today. */
+static size_t packed_bytes(const wentry *e) {
+    int64_t n = e->tw.ne[0], k = sd_tensor_nelem(&e->tw) / (n ? n : 1);
+    return (size_t)(n * k) * sd_dtype_size(e->tw.dtype);
+}
+
+static sdvk_status cpu_weights_update(sd_backend *b, sd_bweights *ws, const void *key,
+                                      const float *f32, size_t n) {
+    cpu_backend *cb = (cpu_backend *)b;
+    if (!ws)
+        return SDVK_OK;
+    for (size_t i = 0; i < ws->cap; i++) {
+        wentry *e = ws->e[i];
+        if (!e || e->w != key)
+            continue;
+        if ((size_t)sd_tensor_nelem(&e->tw) != n)
+            return sd_err(SDVK_ERR_INVALID_ARG, "cpu: update of %s with %zu values (it has %lld)",
+                          e->tw.name, n, (long long)sd_tensor_nelem(&e->tw));
+        if (e->kind == W_F32) {
+            if (!e->owned) { /* was the checkpoint itself: make an own copy */
+                float *f = malloc(n * sizeof(float) + 1);
+                if (!f)
+                    return sd_err(SDVK_ERR_OOM, "cpu: out of memory updating %s", e->tw.name);
+                e->data = f;
+                e->owned = 1;
+                e->bytes = n * sizeof(float);
+                ws->bytes += e->bytes;
+            }
+            memcpy(e->data, f32, n * sizeof(float));
+            continue;
+        }
+        wentry tmp = *e;
+        tmp.tw.dtype = SD_F32;
+        void *p = make_packed(cb, &tmp, f32);
+        if (!p)
+            return sd_err(SDVK_ERR_OOM, "cpu: out of memory repacking %s", e->tw.name);
+        free(e->data);
+        ws->bytes -= e->bytes;
+        e->data = p;
+        e->tw.dtype = SD_F32;
+        e->bytes = packed_bytes(e);
+        ws->bytes += e->bytes;
+    }
+    return SDVK_OK;
+}
+
+static void cpu_release(sd_backend *b, sd_bgraph *bg) {
     if (!bg)
         return;
-    if (bg->data && bg->own)
-        for (int i = 0; i < bg->g->nt; i++)
-            if (bg->own[i])
-                free(bg->data[i]);
-    if (bg->packed)
-        for (int k = 0; k < bg->g->nn; k++) free(bg->packed[k]);
+    cpu_weights_destroy(b, bg->own_w);
     free(bg->data);
     free(bg->raw);
     free(bg->packed);
-    free(bg->own);
+    free(bg->pe);
+    free(bg->te);
     free(bg->arena);
     free(bg);
 }
 
-static sdvk_status fail_prep(sd_bgraph *bg, sdvk_status s) {
-    cpu_release(NULL, bg);
+static int cpu_supports(sd_backend *b, const sd_graph *g, int k, char *why, size_t nwhy) {
+    cpu_backend *cb = (cpu_backend *)b;
+    const sd_node *n = &g->n[k];
+    if ((unsigned)n->op >= SD_OP_COUNT || !cb->k.fn[n->op]) {
+        snprintf(why, nwhy, "cpu (%s) has no kernel for op %s", cb->k.isa, sd_op_name(n->op));
+        return 0;
+    }
+    /* Every CPU attention kernel (ref and SIMD) keeps a head's row in fixed
+     * buffers, so the limit holds whatever kernel was chosen. */
+    if (n->op == SD_OP_ATTENTION && g->t[n->in[0]].ne[2] / n->i[0] > SD_REF_ATTN_MAX_D) {
+        snprintf(why, nwhy, "cpu attention: head dim %lld above %d",
+                 (long long)(g->t[n->in[0]].ne[2] / n->i[0]), SD_REF_ATTN_MAX_D);
+        return 0;
+    }
+    /* The matmul/conv prep hooks pack weight and bias once, so those must
+     * be constant graph weights, not activations. */
+    if ((n->op == SD_OP_MATMUL || n->op == SD_OP_CONV2D) && cb->k.prep[n->op])
+        for (int j = 1; j <= 2; j++)
+            if (n->in[j] >= 0 && g->t[n->in[j]].kind != SD_T_WEIGHT) {
+                snprintf(why, nwhy, "cpu %s: %s %s must be a graph weight", sd_op_name(n->op),
+                         j == 1 ? "weight" : "bias", g->t[n->in[j]].name);
+                return 0;
+            }
+    return 1;
+}
+
+static sdvk_status fail_prep(sd_backend *b, sd_bgraph *bg, sdvk_status s) {
+    cpu_release(b, bg);
     return s;
 }
 
-static sdvk_status cpu_prepare(sd_backend *b, const sd_graph *g, sd_bgraph **out) {
+static sdvk_status cpu_prepare(sd_backend *b, const sd_graph *g, sd_bweights *ws, sd_bgraph **out) {
     cpu_backend *cb = (cpu_backend *)b;
     *out = NULL;
     if (!g)
@@ -64,54 +259,36 @@ static sdvk_status cpu_prepare(sd_backend *b, const sd_graph *g, sd_bgraph **out
         return sd_err(g->status, "cpu prepare: graph has a build error: %s", g->err);
     if (!g->planned)
         return sd_err(SDVK_ERR_INVALID_ARG, "cpu prepare: graph is not planned (call sd_graph_plan)");
+    SD_TRY(sd_backend_check_graph(b, g));
     int nt = g->nt, nn = g->nn;
     sd_bgraph *bg = calloc(1, sizeof *bg);
     if (!bg)
         return sd_err(SDVK_ERR_OOM, "cpu prepare: out of memory");
     bg->g = g;
     bg->max_step = -1;
+    if (!ws) {
+        if (cpu_weights_create(b, &bg->own_w) != SDVK_OK)
+            return fail_prep(b, bg, SDVK_ERR_OOM);
+        ws = bg->own_w;
+    }
     bg->data = calloc((size_t)nt + 1, sizeof(void *));
     bg->raw = calloc((size_t)nt + 1, sizeof(void *));
-    bg->own = calloc((size_t)nt + 1, 1);
+    bg->te = calloc((size_t)nt + 1, sizeof(wentry *));
     bg->packed = calloc((size_t)nn + 1, sizeof(void *));
+    bg->pe = calloc((size_t)nn + 1, sizeof(wentry *));
     size_t asz = (g->arena_size + 63) / 64 * 64;
     bg->arena = aligned_alloc(64, asz ? asz : 64);
-    if (!bg->data || !bg->raw || !bg->own || !bg->packed || !bg->arena)
-        return fail_prep(bg, sd_err(SDVK_ERR_OOM, "cpu prepare: cannot allocate %zu bytes of arena",
-                                    asz));
+    if (!bg->data || !bg->raw || !bg->te || !bg->packed || !bg->pe || !bg->arena)
+        return fail_prep(b, bg, sd_err(SDVK_ERR_OOM, "cpu prepare: cannot allocate %zu bytes of arena",
+                                       asz));
     memset(bg->arena, 0, asz ? asz : 64); /* unwritten inputs read as zeros, not garbage */
 
-    /* Which weights some node's kernel wants as f32; check the nodes. */
+    /* Which weights some node's kernel wants as f32. */
     unsigned char *want = calloc((size_t)nt + 1, 1);
     if (!want)
-        return fail_prep(bg, sd_err(SDVK_ERR_OOM, "cpu prepare: out of memory"));
+        return fail_prep(b, bg, sd_err(SDVK_ERR_OOM, "cpu prepare: out of memory"));
     for (int k = 0; k < nn; k++) {
         const sd_node *n = &g->n[k];
-        if ((unsigned)n->op >= SD_OP_COUNT || !cb->k.fn[n->op]) {
-            free(want);
-            return fail_prep(bg, sd_err(SDVK_ERR_UNSUPPORTED, "cpu (%s): no kernel for op %s (node %d)",
-                                        cb->k.isa, sd_op_name(n->op), k));
-        }
-        /* Every CPU attention kernel (ref and SIMD) keeps a head's row in
-         * fixed buffers, so the limit holds whatever kernel was chosen. */
-        if (n->op == SD_OP_ATTENTION && g->t[n->in[0]].ne[2] / n->i[0] > SD_REF_ATTN_MAX_D) {
-            free(want);
-            return fail_prep(bg, sd_err(SDVK_ERR_UNSUPPORTED,
-                                        "cpu attention (node %d): head dim %lld above %d", k,
-                                        (long long)(g->t[n->in[0]].ne[2] / n->i[0]),
-                                        SD_REF_ATTN_MAX_D));
-        }
-        /* The matmul/conv prep hooks pack weight and bias once, so those
-         * must be constant graph weights, not activations. */
-        if ((n->op == SD_OP_MATMUL || n->op == SD_OP_CONV2D) && cb->k.prep[n->op])
-            for (int j = 1; j <= 2; j++)
-                if (n->in[j] >= 0 && g->t[n->in[j]].kind != SD_T_WEIGHT) {
-                    free(want);
-                    return fail_prep(bg, sd_err(SDVK_ERR_UNSUPPORTED,
-                                                "cpu %s (node %d): %s %s must be a graph weight",
-                                                sd_op_name(n->op), k, j == 1 ? "weight" : "bias",
-                                                g->t[n->in[j]].name));
-                }
         if (n->op == SD_OP_STEP_SELECT) {
             int64_t rows = g->t[n->in[0]].ne[0];
             if (bg->max_step < 0 || rows < bg->max_step)
@@ -122,16 +299,14 @@ static sdvk_status cpu_prepare(sd_backend *b, const sd_graph *g, sd_bgraph **out
                 want[n->in[j]] = 1;
     }
 
-    for (int i = 0; i < nt; i++) {
+    sdvk_status s = SDVK_OK;
+    for (int i = 0; i < nt && !s; i++) {
         const sd_tensor *t = &g->t[i];
         if (t->kind != SD_T_WEIGHT) {
-            if (t->dtype != SD_F32 && t->dtype != SD_I32) {
-                free(want);
-                return fail_prep(bg, sd_err(SDVK_ERR_INVALID_ARG,
-                                            "cpu prepare: tensor %s has dtype %s (activations are "
-                                            "f32 or i32)",
-                                            t->name, sd_dtype_name(t->dtype)));
-            }
+            if (t->dtype != SD_F32 && t->dtype != SD_I32)
+                s = sd_err(SDVK_ERR_INVALID_ARG,
+                           "cpu prepare: tensor %s has dtype %s (activations are f32 or i32)",
+                           t->name, sd_dtype_name(t->dtype));
             bg->data[i] = (char *)bg->arena + t->offset;
             continue;
         }
@@ -139,30 +314,35 @@ static sdvk_status cpu_prepare(sd_backend *b, const sd_graph *g, sd_bgraph **out
         if (!want[i])
             continue;
         if (!t->data) {
-            free(want);
-            return fail_prep(bg, sd_err(SDVK_ERR_INVALID_ARG, "cpu prepare: weight %s has no data",
-                                        t->name));
+            s = sd_err(SDVK_ERR_INVALID_ARG, "cpu prepare: weight %s has no data", t->name);
+            break;
         }
-        if ((t->dtype == SD_F32 || t->dtype == SD_I32) && ((uintptr_t)t->data & 3) == 0) {
-            bg->data[i] = (void *)(uintptr_t)t->data; /* used in place, read only */
-            continue;
+        wentry *e = wfind(ws, W_F32, 0, t->data, NULL);
+        if (!e) {
+            e = calloc(1, sizeof *e);
+            if (!e) {
+                s = sd_err(SDVK_ERR_OOM, "cpu prepare: out of memory");
+                break;
+            }
+            e->kind = W_F32;
+            e->w = t->data;
+            e->tw = *t;
+            if ((s = make_f32(t, t->data, e)) != SDVK_OK || wput(ws, e)) {
+                wentry_free(e);
+                s = s ? s : sd_err(SDVK_ERR_OOM, "cpu prepare: out of memory");
+                break;
+            }
+            if (e->owned) {
+                sd_host_pageout(t->data, sd_tensor_nbytes(t));
+                ws->prepared++;
+            }
+            ws->bytes += e->bytes;
         }
-        size_t n = (size_t)sd_tensor_nelem(t);
-        float *f = malloc(n * sizeof(float) + 1);
-        if (!f) {
-            free(want);
-            return fail_prep(bg, sd_err(SDVK_ERR_OOM, "cpu prepare: out of memory converting %s",
-                                        t->name));
-        }
-        if (t->dtype == SD_F32 || t->dtype == SD_I32)
-            memcpy(f, t->data, n * 4); /* unaligned source */
-        else
-            sd_to_f32(f, t->data, t->dtype, n);
-        sd_host_pageout(t->data, sd_tensor_nbytes(t));
-        bg->data[i] = f;
-        bg->own[i] = 1;
+        bg->te[i] = e;
     }
     free(want);
+    if (s)
+        return fail_prep(b, bg, s);
 
     for (int k = 0; k < nn; k++) {
         const sd_node *n = &g->n[k];
@@ -170,20 +350,46 @@ static sdvk_status cpu_prepare(sd_backend *b, const sd_graph *g, sd_bgraph **out
             continue;
         for (int j = 0; j < SD_MAX_IN; j++)
             if (n->in[j] >= 0 && g->t[n->in[j]].kind == SD_T_WEIGHT && !g->t[n->in[j]].data)
-                return fail_prep(bg, sd_err(SDVK_ERR_INVALID_ARG,
-                                            "cpu prepare: weight %s has no data",
-                                            g->t[n->in[j]].name));
-        /* A prep hook exists because the kernel needs its result: NULL
-         * means it could not allocate. */
-        bg->packed[k] = cb->k.prep[n->op](g, n, bg->raw);
-        if (!bg->packed[k])
-            return fail_prep(bg, sd_err(SDVK_ERR_OOM,
-                                        "cpu prepare: preparing node %d (%s) failed: out of memory",
-                                        k, sd_op_name(n->op)));
-        /* the packed copy replaces the raw checkpoint bytes */
-        for (int j = 0; j < SD_MAX_IN; j++)
-            if (n->in[j] >= 0 && g->t[n->in[j]].kind == SD_T_WEIGHT)
-                sd_host_pageout(g->t[n->in[j]].data, sd_tensor_nbytes(&g->t[n->in[j]]));
+                return fail_prep(b, bg, sd_err(SDVK_ERR_INVALID_ARG,
+                                               "cpu prepare: weight %s has no data",
+                                               g->t[n->in[j]].name));
+        const void *wd = g->t[n->in[1]].data, *bd = n->in[2] >= 0 ? g->t[n->in[2]].data : NULL;
+        wentry *e = wfind(ws, W_PACK, n->op, wd, bd);
+        if (!e) {
+            e = calloc(1, sizeof *e);
+            if (!e)
+                return fail_prep(b, bg, sd_err(SDVK_ERR_OOM, "cpu prepare: out of memory"));
+            e->kind = W_PACK;
+            e->op = n->op;
+            e->w = wd;
+            e->b = bd;
+            e->tw = g->t[n->in[1]];
+            if (bd)
+                e->tb = g->t[n->in[2]];
+            e->node = *n;
+            for (int j = 0; j < SD_MAX_IN; j++) e->node.in[j] = -1;
+            e->node.in[1] = 0;
+            e->node.in[2] = bd ? 1 : -1;
+            e->node.out = -1;
+            e->owned = 1;
+            /* A prep hook exists because the kernel needs its result: NULL
+             * means it could not allocate. */
+            e->data = make_packed(cb, e, wd);
+            if (!e->data || wput(ws, e)) {
+                wentry_free(e);
+                return fail_prep(b, bg, sd_err(SDVK_ERR_OOM,
+                                               "cpu prepare: preparing node %d (%s) failed: out of memory",
+                                               k, sd_op_name(n->op)));
+            }
+            e->bytes = packed_bytes(e);
+            ws->bytes += e->bytes;
+            ws->prepared++;
+            /* the packed copy replaces the raw checkpoint bytes */
+            for (int j = 1; j <= 2; j++)
+                if (n->in[j] >= 0)
+                    sd_host_pageout(g->t[n->in[j]].data, sd_tensor_nbytes(&g->t[n->in[j]]));
+        }
+        bg->pe[k] = e;
     }
     *out = bg;
     return SDVK_OK;
@@ -247,6 +453,13 @@ static sdvk_status cpu_run(sd_backend *b, sd_bgraph *bg, int first_step, int n_s
                       "cpu run: step %d out of range: step_select table %s has %lld rows",
                       first_step + n_steps - 1, g->t[g->n[bg->max_step_node].in[0]].name,
                       (long long)bg->max_step);
+    /* Resident weights may have been remade (LoRA) since prepare. */
+    for (int i = 0; i < g->nt; i++)
+        if (bg->te[i])
+            bg->data[i] = bg->te[i]->data;
+    for (int k = 0; k < g->nn; k++)
+        if (bg->pe[k])
+            bg->packed[k] = bg->pe[k]->data;
     sd_cpu_ctx c = {.g = g,
                     .data = bg->data,
                     .raw = bg->raw,
@@ -255,6 +468,9 @@ static sdvk_status cpu_run(sd_backend *b, sd_bgraph *bg, int first_step, int n_s
     for (int s = first_step; s < first_step + n_steps; s++) {
         c.step = s;
         for (int k = 0; k < g->nn; k++) {
+            /* a cancel from another thread takes effect inside a step */
+            if (sd_backend_cancelled(b))
+                return sd_err(SDVK_ERR_CANCELLED, "cancelled during step %d", s);
             c.n = &g->n[k];
             be->k.fn[c.n->op](&c);
         }
@@ -270,8 +486,19 @@ static void cpu_destroy(sd_backend *b) {
     free(cb);
 }
 
-static const sd_backend_vtbl cpu_vtbl = {cpu_prepare, cpu_release, cpu_write,
-                                         cpu_read,    cpu_run,     cpu_destroy};
+static const sd_backend_vtbl cpu_vtbl = {
+    .weights_create = cpu_weights_create,
+    .weights_destroy = cpu_weights_destroy,
+    .weights_stats = cpu_weights_stats,
+    .weights_update = cpu_weights_update,
+    .supports = cpu_supports,
+    .prepare = cpu_prepare,
+    .release = cpu_release,
+    .write = cpu_write,
+    .read = cpu_read,
+    .run = cpu_run,
+    .destroy = cpu_destroy,
+};
 
 sdvk_status sd_backend_cpu_create(int n_threads, const char *isa, sd_backend **out) {
     *out = NULL;

@@ -15,11 +15,12 @@
 #define STAGING_MAX ((VkDeviceSize)64 << 20)
 #define WEIGHT_BLOCK_MAX ((VkDeviceSize)1 << 30)
 
-/* Buffers of a prepared graph: the step counter, the aux tables, the arena
+/* Buffers of a prepared graph: the step counter, the aux tables, the
+ * indirect dispatch table, the arena
  * (all activations, or only scratch and fp32 side tensors when the
  * activations are split into blocks), the activation blocks, then the weight
  * blocks. */
-enum { BUF_STATE = 0, BUF_AUX = 1, BUF_ARENA = 2 };
+enum { BUF_STATE = 0, BUF_AUX = 1, BUF_IND = 2, BUF_ARENA = 3 };
 
 typedef struct vk_backend {
     sd_backend base;
@@ -46,7 +47,34 @@ struct sd_bgraph {
     int64_t step_limit; /* smallest STEP_SELECT table length */
     int n_act_blocks;   /* activation blocks after BUF_ARENA (0: all in BUF_ARENA) */
     VkDeviceSize act_bytes;
-    int wbase; /* first weight block */
+    int wbase;   /* first weight block (the weight set's buffers, not owned) */
+    int n_owned; /* bufs[0 .. n_owned) are this graph's own buffers */
+    uint32_t *ind; /* the indirect dispatch table as recorded (restored each run) */
+    uint32_t ind_words;
+    sd_bweights *own_w; /* private weight set (prepare without one) */
+};
+
+/* One resident weight: where it lives, and what it was made from. */
+typedef struct vk_went {
+    const void *key;  /* checkpoint data pointer */
+    sd_dtype dtype;
+    int64_t nelem;
+    int layout;       /* sd_vk_weight_layout */
+    sd_tensor t;      /* descriptor (shape for the conv re-layout) */
+    int block;
+    VkDeviceSize off;
+    uint32_t esz;
+} vk_went;
+
+/* A network's weights on the device: blocks of device-local memory, each
+ * sized for the weights one prepare added, and where each weight lives. */
+struct sd_bweights {
+    sd_vk_buf *blocks;
+    int nblocks;
+    vk_went *e;
+    int n, cap;
+    long prepared;
+    size_t bytes;
 };
 
 static vk_backend *VB(sd_backend *b) { return (vk_backend *)b; }
@@ -166,10 +194,13 @@ static void release_graph(vk_backend *vb, sd_bgraph *bg) {
         vkDestroyQueryPool(d->dev, bg->qpool, NULL);
     if (bg->dpool)
         vkDestroyDescriptorPool(d->dev, bg->dpool, NULL);
-    for (int i = 0; i < bg->nbufs; i++) sd_vk_buf_destroy(d, &bg->bufs[i]);
+    for (int i = 0; i < bg->n_owned; i++) sd_vk_buf_destroy(d, &bg->bufs[i]);
     free(bg->bufs);
     free(bg->loc);
     free(bg->aux_off);
+    free(bg->ind);
+    if (bg->own_w)
+        vb->base.v->weights_destroy(&vb->base, bg->own_w);
     free(bg);
 }
 
@@ -183,21 +214,21 @@ static int tensor_used(const sd_graph *g, int t) {
 
 /* Weight t as device data (f32 or f16; int32 copied), conv kernels re-laid
  * from OIHW to [O][kh][kw][I] for the implicit GEMM. Returns malloc'd data. */
-static void *convert_weight(const sd_vk_dev *d, const sd_graph *g, int t, uint32_t *esz) {
-    const sd_tensor *T = &g->t[t];
+static void *convert_weight(const sd_vk_dev *d, const sd_tensor *T, const void *data, int layout,
+                            uint32_t *esz) {
     size_t n = (size_t)sd_tensor_nelem(T);
     if (T->dtype == SD_I32) {
         *esz = 4;
         void *o = malloc(n * 4);
         if (o)
-            memcpy(o, T->data, n * 4);
+            memcpy(o, data, n * 4);
         return o;
     }
     float *f = malloc(n * sizeof(float));
     if (!f)
         return NULL;
-    sd_to_f32(f, T->data, T->dtype, n);
-    if (sd_vk_weight_layout(g, t) == 1 && T->ndim == 4) {
+    sd_to_f32(f, data, T->dtype, n);
+    if (layout == 1 && T->ndim == 4) {
         size_t O = (size_t)T->ne[0], I = (size_t)T->ne[1], KH = (size_t)T->ne[2],
                KW = (size_t)T->ne[3];
         float *r = malloc(n * sizeof(float));
@@ -232,6 +263,7 @@ static sdvk_status add_buf(vk_backend *vb, sd_bgraph *bg, VkDeviceSize size, int
     bg->bufs = nb;
     SD_TRY(sd_vk_buf_create(&vb->d, size, host, &bg->bufs[bg->nbufs]));
     bg->nbufs++;
+    bg->n_owned = bg->nbufs; /* own buffers come before the weight set's */
     return SDVK_OK;
 }
 
@@ -351,79 +383,171 @@ static sdvk_status place_activations(vk_backend *vb, sd_bgraph *bg) {
     return SDVK_OK;
 }
 
-static sdvk_status place_weights(vk_backend *vb, sd_bgraph *bg) {
+static vk_went *wfind(sd_bweights *w, const sd_tensor *t, int layout) {
+    for (int i = 0; i < w->n; i++) {
+        vk_went *e = &w->e[i];
+        if (e->key == t->data && e->dtype == t->dtype && e->nelem == sd_tensor_nelem(t) &&
+            e->layout == layout)
+            return e;
+    }
+    return NULL;
+}
+
+static sdvk_status vk_weights_create(sd_backend *b, sd_bweights **out) {
+    (void)b;
+    *out = calloc(1, sizeof **out);
+    return *out ? SDVK_OK : sd_err(SDVK_ERR_OOM, "vulkan: out of memory");
+}
+
+static void vk_weights_destroy(sd_backend *b, sd_bweights *w) {
+    if (!w)
+        return;
+    vk_backend *vb = VB(b);
+    if (w->nblocks)
+        vkDeviceWaitIdle(vb->d.dev);
+    for (int i = 0; i < w->nblocks; i++) sd_vk_buf_destroy(&vb->d, &w->blocks[i]);
+    free(w->blocks);
+    free(w->e);
+    free(w);
+}
+
+static void vk_weights_stats(sd_backend *b, const sd_bweights *w, sd_weight_stats *st) {
+    (void)b;
+    memset(st, 0, sizeof *st);
+    if (!w)
+        return;
+    st->prepared = w->prepared;
+    st->entries = w->n;
+    st->bytes = w->bytes;
+}
+
+static sdvk_status upload_weight(vk_backend *vb, sd_bweights *w, const vk_went *e,
+                                 const void *data) {
+    uint32_t esz;
+    void *dev = convert_weight(&vb->d, &e->t, data, e->layout, &esz);
+    if (!dev)
+        return sd_err(SDVK_ERR_OOM, "vulkan: out of memory converting weight %s", e->t.name);
+    sdvk_status s = upload(vb, w->blocks[e->block].buf, e->off, (size_t)e->nelem, esz, pack_raw,
+                           dev, &esz);
+    free(dev);
+    return s;
+}
+
+static sdvk_status vk_weights_update(sd_backend *b, sd_bweights *w, const void *key,
+                                     const float *f32, size_t n) {
+    vk_backend *vb = VB(b);
+    if (!w)
+        return SDVK_OK;
+    for (int i = 0; i < w->n; i++) {
+        vk_went *e = &w->e[i];
+        if (e->key != key)
+            continue;
+        if ((size_t)e->nelem != n)
+            return sd_err(SDVK_ERR_INVALID_ARG, "vulkan: update of %s with %zu values (it has %lld)",
+                          e->t.name, n, (long long)e->nelem);
+        vk_went tmp = *e;
+        tmp.t.dtype = SD_F32;
+        /* the device copy has the same element size whatever the source dtype */
+        vkDeviceWaitIdle(vb->d.dev);
+        SD_TRY(upload_weight(vb, w, &tmp, f32));
+    }
+    return SDVK_OK;
+}
+
+/* Resolves every weight of the graph in the weight set, uploading the ones
+ * it lacks into new blocks sized for them; the graph then binds the set's
+ * blocks (appended to its buffer list, not owned). */
+static sdvk_status place_weights(vk_backend *vb, sd_bgraph *bg, sd_bweights *w) {
     const sd_graph *g = bg->g;
     sd_vk_dev *d = &vb->d;
     VkDeviceSize block_max = d->max_alloc < WEIGHT_BLOCK_MAX ? d->max_alloc : WEIGHT_BLOCK_MAX;
-    bg->wbase = bg->nbufs;
-    /* Pass 1: assign (block, offset) to every used weight, sharing storage
-     * between tensors that are the same host data with the same layout. */
-    int blk = -1;
+    int first_new = w->n, nblk0 = w->nblocks, blk = -1, nblk = 0;
     VkDeviceSize fill = block_max, *blk_size = NULL;
-    int nblk = 0;
-    for (int i = 0; i < g->nt; i++) {
+    sdvk_status s = SDVK_OK;
+    /* Pass 1: find each used weight, or place it in a new block. */
+    for (int i = 0; i < g->nt && s == SDVK_OK; i++) {
         const sd_tensor *t = &g->t[i];
         if (t->kind != SD_T_WEIGHT || !tensor_used(g, i))
             continue;
-        if (!t->data)
-            return sd_err(SDVK_ERR_INVALID_ARG, "vulkan: weight %s has no data", t->name);
-        uint32_t esz = t->dtype == SD_I32 ? 4 : d->f16 ? 2 : 4;
+        if (!t->data) {
+            s = sd_err(SDVK_ERR_INVALID_ARG, "vulkan: weight %s has no data", t->name);
+            break;
+        }
         int lay = sd_vk_weight_layout(g, i);
-        int dup = -1;
-        for (int j = 0; j < i && dup < 0; j++) {
-            const sd_tensor *u = &g->t[j];
-            if (u->kind == SD_T_WEIGHT && bg->loc[j].buf >= 0 && u->data == t->data &&
-                u->dtype == t->dtype && sd_tensor_nelem(u) == sd_tensor_nelem(t) &&
-                sd_vk_weight_layout(g, j) == lay)
-                dup = j;
-        }
-        if (dup >= 0) {
-            bg->loc[i] = bg->loc[dup];
+        if (wfind(w, t, lay))
             continue;
-        }
+        uint32_t esz = t->dtype == SD_I32 ? 4 : d->f16 ? 2 : 4;
         VkDeviceSize sz = (VkDeviceSize)sd_tensor_nelem(t) * esz;
-        if (sz > block_max)
-            return sd_err(SDVK_ERR_UNSUPPORTED, "vulkan: weight %s (%llu MiB) exceeds the largest "
-                          "allocation the device allows", t->name, (unsigned long long)(sz >> 20));
+        if (sz > block_max) {
+            s = sd_err(SDVK_ERR_UNSUPPORTED, "vulkan: weight %s (%llu MiB) exceeds the largest "
+                       "allocation the device allows", t->name, (unsigned long long)(sz >> 20));
+            break;
+        }
         fill = (fill + d->align - 1) / d->align * d->align;
         if (fill + sz > block_max) {
             VkDeviceSize *nbs = realloc(blk_size, (size_t)(nblk + 1) * sizeof *nbs);
             if (!nbs) {
-                free(blk_size);
-                return sd_err(SDVK_ERR_OOM, "vulkan: out of memory");
+                s = sd_err(SDVK_ERR_OOM, "vulkan: out of memory");
+                break;
             }
             blk_size = nbs;
             blk = nblk++;
             fill = 0;
         }
-        bg->loc[i] = (sd_vk_loc){bg->wbase + blk, fill, esz};
+        if (w->n == w->cap) {
+            int cap = w->cap ? 2 * w->cap : 256;
+            vk_went *ne = realloc(w->e, (size_t)cap * sizeof *ne);
+            if (!ne) {
+                s = sd_err(SDVK_ERR_OOM, "vulkan: out of memory");
+                break;
+            }
+            w->e = ne;
+            w->cap = cap;
+        }
+        w->e[w->n++] = (vk_went){t->data, t->dtype, sd_tensor_nelem(t), lay, *t, nblk0 + blk, fill,
+                                 esz};
         fill += sz;
         blk_size[blk] = fill;
     }
-    sdvk_status s = SDVK_OK;
-    for (int b = 0; b < nblk && s == SDVK_OK; b++) s = add_buf(vb, bg, blk_size[b], 0);
+    if (s == SDVK_OK && nblk) {
+        sd_vk_buf *nb = realloc(w->blocks, (size_t)(nblk0 + nblk) * sizeof *nb);
+        if (!nb)
+            s = sd_err(SDVK_ERR_OOM, "vulkan: out of memory");
+        else
+            w->blocks = nb;
+        for (int k = 0; k < nblk && s == SDVK_OK; k++) {
+            s = sd_vk_buf_create(d, blk_size[k], 0, &w->blocks[nblk0 + k]);
+            if (s == SDVK_OK) {
+                w->nblocks++;
+                w->bytes += blk_size[k];
+            }
+        }
+    }
     free(blk_size);
-    SD_TRY(s);
-    /* Pass 2: convert and upload (each unique weight once). */
+    /* Pass 2: upload the new ones (each unique weight once). */
+    for (int i = first_new; i < w->n && s == SDVK_OK; i++) {
+        s = upload_weight(vb, w, &w->e[i], w->e[i].key);
+        if (s == SDVK_OK)
+            w->prepared++;
+    }
+    if (s != SDVK_OK) { /* forget entries whose blocks were not made or filled */
+        w->n = first_new;
+        while (w->nblocks > nblk0) sd_vk_buf_destroy(d, &w->blocks[--w->nblocks]);
+        return s;
+    }
+    /* The graph binds the set's blocks. */
+    sd_vk_buf *nb = realloc(bg->bufs, (size_t)(bg->nbufs + w->nblocks) * sizeof *nb);
+    if (!nb)
+        return sd_err(SDVK_ERR_OOM, "vulkan: out of memory");
+    bg->bufs = nb;
+    bg->wbase = bg->nbufs;
+    for (int k = 0; k < w->nblocks; k++) bg->bufs[bg->nbufs++] = w->blocks[k];
     for (int i = 0; i < g->nt; i++) {
         const sd_tensor *t = &g->t[i];
-        if (t->kind != SD_T_WEIGHT || bg->loc[i].buf < 0)
+        if (t->kind != SD_T_WEIGHT || !tensor_used(g, i))
             continue;
-        int first = 1;
-        for (int j = 0; j < i && first; j++)
-            if (g->t[j].kind == SD_T_WEIGHT && bg->loc[j].buf == bg->loc[i].buf &&
-                bg->loc[j].off == bg->loc[i].off)
-                first = 0;
-        if (!first)
-            continue;
-        uint32_t esz;
-        void *data = convert_weight(d, g, i, &esz);
-        if (!data)
-            return sd_err(SDVK_ERR_OOM, "vulkan: out of memory converting weight %s", t->name);
-        size_t n = (size_t)sd_tensor_nelem(t);
-        s = upload(vb, bg->bufs[bg->loc[i].buf].buf, bg->loc[i].off, n, esz, pack_raw, data, &esz);
-        free(data);
-        SD_TRY(s);
+        const vk_went *e = wfind(w, t, sd_vk_weight_layout(g, i));
+        bg->loc[i] = (sd_vk_loc){bg->wbase + e->block, e->off, e->esz};
     }
     return SDVK_OK;
 }
@@ -505,11 +629,13 @@ static sdvk_status record(vk_backend *vb, sd_bgraph *bg) {
         VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                               .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT |
                                                VK_ACCESS_HOST_WRITE_BIT,
-                              .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
+                              .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                                               VK_ACCESS_INDIRECT_COMMAND_READ_BIT};
         vkCmdPipelineBarrier(cb,
                              VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT |
                                  VK_PIPELINE_STAGE_HOST_BIT,
-                             VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+                             VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_DRAW_INDIRECT_BIT,
+                             0, 1, &mb, 0, NULL, 0, NULL);
         if (bg->qpool) {
             vkCmdResetQueryPool(cb, bg->qpool, 0, bg->nqueries);
             vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, bg->qpool, 0);
@@ -524,6 +650,9 @@ static sdvk_status record(vk_backend *vb, sd_bgraph *bg) {
                        .scratch_buf = BUF_ARENA,
                        .scratch_off = bg->scratch_off,
                        .scratch_size = bg->scratch_size,
+                       .ind_buf = BUF_IND,
+                       .ind_host = bg->bufs[BUF_IND].map,
+                       .ind_cap = (uint32_t)(bg->bufs[BUF_IND].size / 12),
                        .cb = cb};
         for (int k = 0; k < g->nn && s == SDVK_OK; k++) {
             r.set = sets[k];
@@ -541,6 +670,11 @@ static sdvk_status record(vk_backend *vb, sd_bgraph *bg) {
             r.set_written = 0;
             s = sd_vk_record_advance(&r);
         }
+        bg->ind_words = 3 * (uint32_t)r.n_dispatch;
+        if (s == SDVK_OK && !(bg->ind = malloc(bg->ind_words * 4u)))
+            s = sd_err(SDVK_ERR_OOM, "vulkan: out of memory");
+        if (s == SDVK_OK)
+            memcpy(bg->ind, r.ind_host, bg->ind_words * 4u);
         if (s == SDVK_OK) {
             /* The host polls the step counter during a run (live progress). */
             VkMemoryBarrier hb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
@@ -561,11 +695,14 @@ static sdvk_status record(vk_backend *vb, sd_bgraph *bg) {
     return s;
 }
 
-static sdvk_status vk_prepare(sd_backend *b, const sd_graph *g, sd_bgraph **out) {
+static sdvk_status vk_prepare(sd_backend *b, const sd_graph *g, sd_bweights *w, sd_bgraph **out) {
     vk_backend *vb = VB(b);
     *out = NULL;
+    if (g->status)
+        return sd_err(g->status, "vulkan prepare: graph has a build error: %s", g->err);
     if (!g->planned)
         return sd_err(SDVK_ERR_INVALID_ARG, "vulkan: graph is not planned (call sd_graph_plan)");
+    SD_TRY(sd_backend_check_graph(b, g));
     sd_bgraph *bg = calloc(1, sizeof *bg);
     if (!bg)
         return sd_err(SDVK_ERR_OOM, "vulkan: out of memory");
@@ -590,10 +727,14 @@ static sdvk_status vk_prepare(sd_backend *b, const sd_graph *g, sd_bgraph **out)
     sdvk_status s = add_buf(vb, bg, 256, 1); /* BUF_STATE: the step counter, host-visible */
     if (s == SDVK_OK)
         s = make_aux(vb, bg);
+    if (s == SDVK_OK) /* BUF_IND: at most 3 dispatches per node (split norms) + advance */
+        s = add_buf(vb, bg, ((VkDeviceSize)g->nn * 3 + 2) * 12, 1);
     if (s == SDVK_OK)
         s = place_activations(vb, bg);
+    if (s == SDVK_OK && !w && (s = vk_weights_create(b, &bg->own_w)) == SDVK_OK)
+        w = bg->own_w;
     if (s == SDVK_OK)
-        s = place_weights(vb, bg);
+        s = place_weights(vb, bg, w);
     if (s == SDVK_OK)
         s = record(vb, bg);
     if (s != SDVK_OK) {
@@ -605,7 +746,7 @@ static sdvk_status vk_prepare(sd_backend *b, const sd_graph *g, sd_bgraph **out)
         sd_log("vulkan: prepared graph (%d nodes, %d dispatches/step, activations %.1f MiB in "
                "%d buffer(s), %d weight block(s)) in %.0f ms; command buffers recorded: %ld",
                g->nn, bg->n_dispatch + 1, (double)bg->act_bytes / 1048576.0, 1 + bg->n_act_blocks,
-               bg->nbufs - bg->wbase,
+               w->nblocks,
                (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
                vb->n_recorded);
     *out = bg;
@@ -707,7 +848,10 @@ static sdvk_status vk_run(sd_backend *b, sd_bgraph *bg, int first, int n, sd_ste
         return sd_err(SDVK_ERR_INVALID_ARG,
                       "vulkan: steps %d..%d are outside the graph's step tables (%lld entries)",
                       first, first + n - 1, (long long)bg->step_limit);
-    *(volatile uint32_t *)bg->bufs[BUF_STATE].map = (uint32_t)first;
+    volatile uint32_t *state = bg->bufs[BUF_STATE].map;
+    state[0] = (uint32_t)first;
+    state[1] = 0; /* cancel */
+    memcpy(bg->bufs[BUF_IND].map, bg->ind, bg->ind_words * 4u);
     VkCommandBuffer *cbs = malloc((size_t)n * sizeof *cbs);
     if (!cbs)
         return sd_err(SDVK_ERR_OOM, "vulkan: out of memory");
@@ -726,19 +870,24 @@ static sdvk_status vk_run(sd_backend *b, sd_bgraph *bg, int first, int n, sd_ste
      * when the submitted steps are done (the replays are already queued). */
     int reported = 0, cancel_at = -1;
     while (s == SDVK_OK) {
-        VkResult w = vkWaitForFences(d->dev, 1, &vb->fence, VK_TRUE, cb ? 2000000ull : UINT64_MAX);
+        VkResult w = vkWaitForFences(d->dev, 1, &vb->fence, VK_TRUE,
+                                     cb || b->cancel ? 2000000ull : UINT64_MAX);
         if (w != VK_TIMEOUT && w != VK_SUCCESS) {
             s = sd_vk_check(w, "vkWaitForFences (graph run)");
             break;
         }
         int done = n;
         if (w == VK_TIMEOUT) {
-            uint32_t c = *(volatile uint32_t *)bg->bufs[BUF_STATE].map;
+            uint32_t c = state[0];
             done = c >= (uint32_t)first && c - (uint32_t)first <= (uint32_t)n ? (int)(c - (uint32_t)first) : 0;
         }
         for (; cb && cancel_at < 0 && reported < done; reported++)
             if (cb(user, first + reported))
                 cancel_at = first + reported;
+        if (cancel_at < 0 && sd_backend_cancelled(b))
+            cancel_at = first + reported;
+        if (cancel_at >= 0)
+            state[1] = 1; /* the queued steps' dispatches become empty */
         if (w == VK_SUCCESS)
             break;
     }
@@ -778,7 +927,23 @@ static void vk_destroy(sd_backend *b) {
     free(vb);
 }
 
-static const sd_backend_vtbl vk_vtbl = {vk_prepare, vk_release, vk_write, vk_read, vk_run, vk_destroy};
+static int vk_supports(sd_backend *b, const sd_graph *g, int k, char *why, size_t n) {
+    return sd_vk_node_supported(&VB(b)->d, g, &g->n[k], why, n);
+}
+
+static const sd_backend_vtbl vk_vtbl = {
+    .weights_create = vk_weights_create,
+    .weights_destroy = vk_weights_destroy,
+    .weights_stats = vk_weights_stats,
+    .weights_update = vk_weights_update,
+    .supports = vk_supports,
+    .prepare = vk_prepare,
+    .release = vk_release,
+    .write = vk_write,
+    .read = vk_read,
+    .run = vk_run,
+    .destroy = vk_destroy,
+};
 
 sdvk_status sd_backend_vulkan_create(const sd_vulkan_opts *o, sd_backend **out) {
     *out = NULL;

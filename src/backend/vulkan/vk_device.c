@@ -29,9 +29,9 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_debug(VkDebugUtilsMessageSeverityFlagBi
     (void)user;
     if (sev & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT) {
         __atomic_add_fetch(&g_validation_errors, 1, __ATOMIC_SEQ_CST);
-        fprintf(stderr, "vulkan validation error: %s\n", data->pMessage);
+        sd_logl(SDVK_LOG_ERROR, "vulkan validation error: %s", data->pMessage);
     } else if (sev & VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT) {
-        fprintf(stderr, "vulkan validation warning: %s\n", data->pMessage);
+        sd_logl(SDVK_LOG_WARN, "vulkan validation warning: %s", data->pMessage);
     }
     return VK_FALSE;
 }
@@ -304,6 +304,30 @@ sdvk_status sd_vulkan_list_devices(FILE *f) {
     return s;
 }
 
+int sd_vulkan_hw_devices(char *name, size_t n) {
+    if (name && n)
+        name[0] = 0;
+    sd_vk_dev d;
+    memset(&d, 0, sizeof d);
+    if (create_instance(&d, 0) != SDVK_OK)
+        return -1;
+    dev_info *di;
+    uint32_t cnt;
+    int hw = -1;
+    if (enum_devices(d.inst, &di, &cnt) == SDVK_OK) {
+        hw = 0;
+        for (uint32_t i = 0; i < cnt; i++) {
+            if (di[i].usable && di[i].props.deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU)
+                hw++;
+            else if (name && n && !name[0])
+                snprintf(name, n, "%s", di[i].props.deviceName);
+        }
+        free(di);
+    }
+    vkDestroyInstance(d.inst, NULL);
+    return hw;
+}
+
 /* ---- device -------------------------------------------------------------- */
 
 static void cache_load(sd_vk_dev *d) {
@@ -429,8 +453,8 @@ sdvk_status sd_vk_dev_init(sd_vk_dev *d, const sd_vulkan_opts *o) {
         return sd_err(SDVK_ERR_UNSUPPORTED, "vulkan: precision f16 needs storageBuffer16BitAccess, "
                                             "which %s lacks", info.props.deviceName);
     if (precision < 0 || precision > 2)
-        return sd_err(SDVK_ERR_INVALID_ARG, "vulkan: precision %d (0 auto, 1 f32, 2 f16)",
-                      precision);
+        return sd_err(SDVK_ERR_INVALID_ARG, "vulkan: precision %s is not a Vulkan precision "
+                      "(auto, f32 or f16)", precision == 3 ? "bf16" : "?");
     d->f16 = precision == 2 || (precision == 0 && info.storage16);
     vkGetPhysicalDeviceMemoryProperties(d->pd, &d->memp);
     d->max_range = d->props.limits.maxStorageBufferRange;
@@ -560,7 +584,8 @@ sdvk_status sd_vk_buf_create(sd_vk_dev *d, VkDeviceSize size, int host_visible, 
                              .size = size,
                              .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
                                       VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
-                                      VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                                      VK_BUFFER_USAGE_TRANSFER_DST_BIT |
+                                      VK_BUFFER_USAGE_INDIRECT_BUFFER_BIT,
                              .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
     SD_TRY(sd_vk_check(vkCreateBuffer(d->dev, &bi, NULL, &b->buf), "vkCreateBuffer"));
     b->size = size;

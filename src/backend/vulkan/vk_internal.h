@@ -11,23 +11,6 @@
 
 #include "../backend.h"
 
-/* Element-wise op codes of shaders/eltwise.comp (specialisation constant). */
-enum {
-    SD_VK_E_COPY = 0,
-    SD_VK_E_SCALE,
-    SD_VK_E_GELU,
-    SD_VK_E_QUICK_GELU,
-    SD_VK_E_SILU,
-    SD_VK_E_GEGLU,
-    SD_VK_E_ADD,
-    SD_VK_E_MUL,
-    SD_VK_E_CFG,
-    SD_VK_E_SAMPLER,
-    SD_VK_E_STEP_SELECT,
-    SD_VK_E_UPSAMPLE,
-    SD_VK_E_CONCAT
-};
-
 #define SD_VK_BINDINGS 6 /* 0 out, 1..4 inputs, 5 step state */
 #define SD_VK_MAX_SPEC 4
 #define SD_VK_PUSH_MAX 128
@@ -114,6 +97,9 @@ typedef struct sd_vk_rec {
     int scratch_buf;       /* device scratch (split group norm statistics) */
     VkDeviceSize scratch_off, scratch_size;
     int n_dispatch;
+    int ind_buf;           /* host-visible indirect dispatch table (3 uint32 per dispatch) */
+    uint32_t *ind_host;    /* its mapping */
+    uint32_t ind_cap;      /* dispatches it has room for */
 } sd_vk_rec;
 
 /* Validates the node for this device and records its dispatch. aux_off:
@@ -122,7 +108,11 @@ typedef struct sd_vk_rec {
 sdvk_status sd_vk_record_node(sd_vk_rec *r, const sd_node *n, VkDeviceSize aux_off);
 /* Scratch bytes the node needs (split group norm), 0 when none. */
 VkDeviceSize sd_vk_node_scratch(const sd_graph *g, const sd_node *n);
-/* Records the step-counter advance. */
+/* Whether the shaders take node n as built; else the reason, naming the op. */
+int sd_vk_node_supported(const sd_vk_dev *d, const sd_graph *g, const sd_node *n, char *why,
+                         size_t nwhy);
+/* Records the step-counter advance (which also zeroes the indirect table
+ * when a cancel was raised). */
 sdvk_status sd_vk_record_advance(sd_vk_rec *r);
 /* Per-node weight layout wanted at upload: 1 = conv weight re-laid to
  * [Co][kh][kw][Ci]; 0 = as in the checkpoint. */

@@ -2,12 +2,28 @@
  * specialisation constants, binds the node's tensors as sub-ranges of the
  * arena / weight buffers, and fills the push constants. Semantics of every
  * op: src/core/ops.def. */
+#include <stdio.h>
 #include <string.h>
 
 #include "../../core/status.h"
 #include "vk_internal.h"
 
 #define MAX_GROUPS 65535u /* the guaranteed minimum of maxComputeWorkGroupCount */
+
+/* Kernel family (shader) of every op, from src/core/ops.def: a family
+ * ops.def names and this file does not know fails to compile. */
+enum {
+    FAM_matmul,
+    FAM_norm,
+    FAM_attention,
+    FAM_eltwise,
+    FAM_embed,
+};
+static const int k_family[SD_OP_COUNT] = {
+#define SD_OP(ID, name, shader) FAM_##shader,
+#include "../../core/ops.def"
+#undef SD_OP
+};
 
 typedef struct node_io {
     VkDescriptorBufferInfo bi[SD_VK_BINDINGS];
@@ -70,7 +86,16 @@ static sdvk_status dispatch(sd_vk_rec *r, node_io *io, const char *shader, const
     uint8_t pc[SD_VK_PUSH_MAX] = {0};
     memcpy(pc, push, push_size);
     vkCmdPushConstants(r->cb, r->d->playout, VK_SHADER_STAGE_COMPUTE_BIT, 0, SD_VK_PUSH_MAX, pc);
-    vkCmdDispatch(r->cb, gx, gy, gz);
+    /* Indirect, from a host-visible table the host fills before each run:
+     * a cancel raised during a run makes the `advance` dispatch zero the
+     * table, so the steps still queued run no work (cancel between steps). */
+    if ((uint32_t)r->n_dispatch >= r->ind_cap)
+        return sd_err(SDVK_ERR_BACKEND, "vulkan: indirect dispatch table too small");
+    uint32_t *ind = r->ind_host + 3 * r->n_dispatch;
+    ind[0] = gx;
+    ind[1] = gy;
+    ind[2] = gz;
+    vkCmdDispatchIndirect(r->cb, r->bufs[r->ind_buf].buf, (VkDeviceSize)r->n_dispatch * 12);
     /* Every node reads what earlier ones wrote: one global barrier after each. */
     VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                           .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
@@ -204,6 +229,14 @@ static sdvk_status rec_norm(sd_vk_rec *r, const sd_node *n) {
     return dispatch(r, &io, "norm", spec3, 2, &pc, sizeof pc, groups > 4096 ? 4096 : groups, 1, 1);
 }
 
+/* Head dims the attention shader takes: at most 64, or 64 per thread with
+ * 2/4/8 threads per query (SD heads: 40, 80, 160; VAE: 512). */
+static int attn_tpq(uint32_t D) {
+    uint32_t tpq = 1;
+    while (tpq < 8 && D / tpq > 64) tpq *= 2;
+    return D % tpq != 0 || D / tpq > 64 ? 0 : (int)tpq;
+}
+
 static sdvk_status rec_attention(sd_vk_rec *r, const sd_node *n) {
     const sd_tensor *Q = &r->g->t[n->in[0]], *K = &r->g->t[n->in[1]];
     struct {
@@ -213,12 +246,10 @@ static sdvk_status rec_attention(sd_vk_rec *r, const sd_node *n) {
     node_io io = {0};
     uint32_t H = (uint32_t)n->i[0], D = (uint32_t)(Q->ne[2] / H);
     /* Threads per query: the fewest (1, 2, 4, 8) that leave each thread at
-     * most 64 elements of the head (SD heads: 40, 80, 160; VAE: 512). */
-    uint32_t tpq = 1;
-    while (tpq < 8 && D / tpq > 64) tpq *= 2;
-    if (D % tpq != 0 || D / tpq > 64)
-        return sd_err(SDVK_ERR_UNSUPPORTED, "vulkan: attention head dim %u is not supported "
-                      "(at most 64, or a multiple of 2/4/8 up to 512)", D);
+     * most 64 elements of the head. */
+    uint32_t tpq = (uint32_t)attn_tpq(D);
+    if (!tpq)
+        return sd_err(SDVK_ERR_UNSUPPORTED, "vulkan: attention head dim %u is not supported", D);
     pc.Lq = (uint32_t)Q->ne[1];
     pc.Lk = (uint32_t)K->ne[1];
     pc.H = H;
@@ -257,28 +288,13 @@ static sdvk_status rec_eltwise(sd_vk_rec *r, const sd_node *n) {
     const sd_tensor *O = &g->t[n->out], *A = &g->t[n->in[0]];
     elt_pc pc = {0};
     node_io io = {0};
-    uint32_t op;
+    const uint32_t op = (uint32_t)n->op; /* ops.glsl numbers ops as ops.def does */
     pc.n = (uint32_t)sd_tensor_nelem(O);
-    switch (n->op) {
-    case SD_OP_COPY: op = SD_VK_E_COPY; break;
-    case SD_OP_SCALE: op = SD_VK_E_SCALE; break;
-    case SD_OP_GELU: op = SD_VK_E_GELU; break;
-    case SD_OP_QUICK_GELU: op = SD_VK_E_QUICK_GELU; break;
-    case SD_OP_SILU: op = SD_VK_E_SILU; break;
-    case SD_OP_GEGLU: op = SD_VK_E_GEGLU; break;
-    case SD_OP_ADD: op = SD_VK_E_ADD; break;
-    case SD_OP_MUL: op = SD_VK_E_MUL; break;
-    case SD_OP_CFG_COMBINE: op = SD_VK_E_CFG; break;
-    case SD_OP_SAMPLER_STEP: op = SD_VK_E_SAMPLER; break;
-    case SD_OP_STEP_SELECT: op = SD_VK_E_STEP_SELECT; break;
-    case SD_OP_UPSAMPLE2X: op = SD_VK_E_UPSAMPLE; break;
-    default: op = SD_VK_E_CONCAT; break;
-    }
     pc.f0 = n->f[0];
     pc.f1 = n->f[1];
-    if (op == SD_VK_E_GEGLU) {
+    if (op == SD_OP_GEGLU) {
         pc.q[0] = (uint32_t)O->ne[O->ndim - 1];
-    } else if (op == SD_VK_E_ADD || op == SD_VK_E_MUL) {
+    } else if (op == SD_OP_ADD || op == SD_OP_MUL) {
         const sd_tensor *B = &g->t[n->in[1]];
         uint64_t stride = 1;
         for (int d = 0; d < 4; d++) {
@@ -288,13 +304,19 @@ static sdvk_status rec_eltwise(sd_vk_rec *r, const sd_node *n) {
             pc.q[7 - d] = eb == 1 ? 0 : (uint32_t)stride;
             stride *= (uint64_t)eb;
         }
-    } else if (op == SD_VK_E_STEP_SELECT) {
+    } else if (op == SD_OP_STEP_SELECT) {
         pc.q[0] = (uint32_t)A->ne[0];
-    } else if (op == SD_VK_E_UPSAMPLE) {
+    } else if (op == SD_OP_UPSAMPLE2X) {
         pc.q[0] = (uint32_t)A->ne[1];
         pc.q[1] = (uint32_t)A->ne[2];
         pc.q[2] = (uint32_t)A->ne[3];
-    } else if (op == SD_VK_E_CONCAT) {
+        pc.q[3] = (uint32_t)O->ne[1];
+        pc.q[4] = (uint32_t)O->ne[2];
+    } else if (op == SD_OP_SAMPLER_STEP) {
+        pc.q[0] = (uint32_t)n->i[0];
+        pc.q[1] = (uint32_t)n->i[1];
+        pc.q[2] = n->in[2] >= 0;
+    } else if (op == SD_OP_CONCAT) {
         const sd_tensor *B = &g->t[n->in[1]];
         int axis = n->i[0];
         uint64_t inner = 1;
@@ -374,23 +396,54 @@ static sdvk_status rec_embed(sd_vk_rec *r, const sd_node *n, VkDeviceSize aux_of
 }
 
 sdvk_status sd_vk_record_node(sd_vk_rec *r, const sd_node *n, VkDeviceSize aux_off) {
-    switch (n->op) {
-    case SD_OP_MATMUL:
-    case SD_OP_CONV2D: return rec_matmul(r, n);
-    case SD_OP_GROUP_NORM:
-    case SD_OP_LAYER_NORM: return rec_norm(r, n);
-    case SD_OP_ATTENTION: return rec_attention(r, n);
-    case SD_OP_EMBEDDING:
-    case SD_OP_TIMESTEP_EMBED: return rec_embed(r, n, aux_off);
-    default:
-        if ((unsigned)n->op >= SD_OP_COUNT)
-            return sd_err(SDVK_ERR_INVALID_ARG, "vulkan: unknown op %d", (int)n->op);
-        return rec_eltwise(r, n);
+    if ((unsigned)n->op >= SD_OP_COUNT)
+        return sd_err(SDVK_ERR_INVALID_ARG, "vulkan: unknown op %d", (int)n->op);
+    switch (k_family[n->op]) {
+    case FAM_matmul: return rec_matmul(r, n);
+    case FAM_norm: return rec_norm(r, n);
+    case FAM_attention: return rec_attention(r, n);
+    case FAM_embed: return rec_embed(r, n, aux_off);
+    case FAM_eltwise: return rec_eltwise(r, n);
     }
+    return sd_err(SDVK_ERR_UNSUPPORTED, "vulkan: no shader for op %s", sd_op_name(n->op));
+}
+
+int sd_vk_node_supported(const sd_vk_dev *d, const sd_graph *g, const sd_node *n, char *why,
+                         size_t nwhy) {
+    (void)d;
+    if ((unsigned)n->op >= SD_OP_COUNT) {
+        snprintf(why, nwhy, "unknown op %d", (int)n->op);
+        return 0;
+    }
+    switch (k_family[n->op]) {
+    case FAM_attention: {
+        const sd_tensor *Q = &g->t[n->in[0]];
+        uint32_t D = (uint32_t)(Q->ne[2] / n->i[0]);
+        if (!attn_tpq(D)) {
+            snprintf(why, nwhy, "attention head dim %u is not supported by the shader (at most "
+                     "64, or a multiple of 2/4/8 up to 512)", D);
+            return 0;
+        }
+        return 1;
+    }
+    case FAM_eltwise:
+        if (n->op == SD_OP_SAMPLER_STEP && n->i[1] > 16) {
+            snprintf(why, nwhy, "sampler_step with %d registers (at most 16)", n->i[1]);
+            return 0;
+        }
+        return 1;
+    case FAM_matmul:
+    case FAM_norm:
+    case FAM_embed: return 1;
+    }
+    snprintf(why, nwhy, "no shader family for op %s", sd_op_name(n->op));
+    return 0;
 }
 
 sdvk_status sd_vk_record_advance(sd_vk_rec *r) {
     node_io io = {0};
-    uint32_t dummy = 0, spec[1] = {0};
-    return dispatch(r, &io, "advance", spec, 0, &dummy, sizeof dummy, 1, 1, 1);
+    /* binding 0: the indirect table, zeroed when the host raised cancel */
+    io.bi[0] = (VkDescriptorBufferInfo){r->bufs[r->ind_buf].buf, 0, VK_WHOLE_SIZE};
+    uint32_t words = 3 * ((uint32_t)r->n_dispatch + 1), spec[1] = {0};
+    return dispatch(r, &io, "advance", spec, 0, &words, sizeof words, 1, 1, 1);
 }

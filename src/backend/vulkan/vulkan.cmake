@@ -39,6 +39,21 @@ set(_spv_dir ${CMAKE_BINARY_DIR}/shaders)
 file(MAKE_DIRECTORY ${_spv_dir})
 file(GLOB _sdvk_comps CONFIGURE_DEPENDS ${_shader_dir}/*.comp)
 file(GLOB _sdvk_glsl CONFIGURE_DEPENDS ${_shader_dir}/*.glsl)
+
+# ops.glsl: the op codes of src/core/ops.def for the shaders (OP_<ID> = its
+# index), so C and GLSL share one op list. Regenerated when ops.def changes.
+set(_ops_def ${CMAKE_SOURCE_DIR}/src/core/ops.def)
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${_ops_def})
+file(STRINGS ${_ops_def} _op_lines REGEX "^SD_OP\\(")
+set(_ops_glsl "// Generated from src/core/ops.def by src/backend/vulkan/vulkan.cmake; do not edit.\n")
+set(_op_i 0)
+foreach(l ${_op_lines})
+  string(REGEX REPLACE "^SD_OP\\(([A-Z0-9_]+),.*" "\\1" _op_id "${l}")
+  string(APPEND _ops_glsl "const uint OP_${_op_id} = ${_op_i}u;\n")
+  math(EXPR _op_i "${_op_i} + 1")
+endforeach()
+file(CONFIGURE OUTPUT ${_spv_dir}/ops.glsl CONTENT "${_ops_glsl}")
+list(APPEND _sdvk_glsl ${_spv_dir}/ops.glsl)
 set(_spvs "")
 foreach(comp ${_sdvk_comps})
   get_filename_component(name ${comp} NAME_WE)
@@ -54,7 +69,7 @@ foreach(comp ${_sdvk_comps})
       set(opt_cmd COMMAND ${SDVK_SPIRV_OPT} -O ${spv}.raw -o ${spv}.raw)
     endif()
     add_custom_command(OUTPUT ${spv}
-      COMMAND ${SDVK_GLSLANG} --target-env vulkan1.1 -V ${def} -I${_shader_dir} -o ${spv}.raw ${comp}
+      COMMAND ${SDVK_GLSLANG} --target-env vulkan1.1 -V ${def} -I${_shader_dir} -I${_spv_dir} -o ${spv}.raw ${comp}
       ${opt_cmd}
       COMMAND ${SDVK_SPIRV_VAL} --target-env vulkan1.1 ${spv}.raw
       COMMAND ${CMAKE_COMMAND} -E rename ${spv}.raw ${spv}

@@ -147,23 +147,23 @@ void sd_ref_mul(const sd_cpu_ctx *c) { run_binary(c, 1); }
 typedef struct {
     const float *x;
     float *out;
-    int64_t H, W, C;
+    int64_t H, W, C, Ho, Wo;
 } up_args;
 
 static void up_task(void *ctx, int64_t task, int thread) { /* one output row (b, y) */
     (void)thread;
     const up_args *a = ctx;
-    int64_t b = task / (2 * a->H), y = task % (2 * a->H);
+    int64_t b = task / a->Ho, y = task % a->Ho;
     const float *src = a->x + (b * a->H + y / 2) * a->W * a->C;
-    float *dst = a->out + task * 2 * a->W * a->C;
-    for (int64_t x = 0; x < 2 * a->W; x++)
+    float *dst = a->out + task * a->Wo * a->C;
+    for (int64_t x = 0; x < a->Wo; x++)
         memcpy(dst + x * a->C, src + (x / 2) * a->C, (size_t)a->C * sizeof(float));
 }
 
 void sd_ref_upsample2x(const sd_cpu_ctx *c) {
-    const sd_tensor *X = REF_T(c, c->n->in[0]);
-    up_args a = {REF_IN(c, 0), REF_OUT(c), X->ne[1], X->ne[2], X->ne[3]};
-    sd_pool_for(c->pool, X->ne[0] * 2 * a.H, up_task, &a);
+    const sd_tensor *X = REF_T(c, c->n->in[0]), *O = REF_T(c, c->n->out);
+    up_args a = {REF_IN(c, 0), REF_OUT(c), X->ne[1], X->ne[2], X->ne[3], O->ne[1], O->ne[2]};
+    sd_pool_for(c->pool, X->ne[0] * a.Ho, up_task, &a);
 }
 
 void sd_ref_concat(const sd_cpu_ctx *c) {
@@ -220,13 +220,19 @@ void sd_ref_cfg_combine(const sd_cpu_ctx *c) {
     const sd_tensor *O = REF_T(c, c->n->out);
     int64_t n = sd_tensor_nelem(O);
     const float *cond = REF_IN(c, 0), *unc = cond + n;
-    float *o = REF_OUT(c), s = c->n->f[0];
+    float *o = REF_OUT(c), s = REF_IN(c, 1)[0];
     for (int64_t i = 0; i < n; i++) o[i] = unc[i] + s * (cond[i] - unc[i]);
 }
 
 void sd_ref_sampler_step(const sd_cpu_ctx *c) {
     int64_t n = sd_tensor_nelem(REF_T(c, c->n->out));
-    const float *x = REF_IN(c, 0), *e = REF_IN(c, 1), *z = REF_IN(c, 2), *k = REF_IN(c, 3);
-    float *o = REF_OUT(c);
-    for (int64_t i = 0; i < n; i++) o[i] = k[0] * x[i] + k[1] * e[i] + k[2] * z[i];
+    const int o = c->n->i[0], R = c->n->i[1];
+    const float *S = REF_IN(c, 0), *e = REF_IN(c, 1), *z = c->n->in[2] >= 0 ? REF_IN(c, 2) : NULL;
+    const float *k = REF_IN(c, 3) + o;
+    float *out = REF_OUT(c);
+    for (int64_t i = 0; i < n; i++) {
+        float v = k[0] * e[i] + (z ? k[1] * z[i] : 0.0f);
+        for (int r = 0; r < R; r++) v += k[2 + r] * S[(int64_t)r * n + i];
+        out[i] = v;
+    }
 }

@@ -44,10 +44,8 @@ void sd_cpu_ref_kernels(sd_cpu_kernels *k) {
 int sd_cpu_simd_select(const char *isa, sd_cpu_kernels *k);
 
 sdvk_status sd_cpu_select_kernels(const char *isa, sd_cpu_kernels *k) {
-    if (!isa || !*isa || !strcmp(isa, "auto")) {
-        const char *env = getenv("SDVK_CPU_ISA");
-        isa = env && *env ? env : "auto";
-    }
+    if (!isa || !*isa)
+        isa = "auto";
     sd_cpu_ref_kernels(k);
     if (!strcmp(isa, "ref") || !strcmp(isa, "scalar"))
         return SDVK_OK;
