@@ -220,6 +220,8 @@ typedef struct sdvk_stats {
     long images;             /* images generated */
     long model_evals;        /* UNet evaluations (a CFG pair counts once) */
     double seconds_sampling; /* wall time in the sampler loops */
+    double seconds_preparing; /* wall time preparing graphs on the backend: weight
+                                 conversion/upload, arenas, command buffer recording */
 } sdvk_stats;
 void sdvk_stats_get(const sdvk_ctx *ctx, sdvk_stats *st);
 

@@ -171,4 +171,5 @@ void sdvk_stats_get(const sdvk_ctx *ctx, sdvk_stats *st) {
     st->images = ctx->images;
     st->model_evals = ctx->model_evals;
     st->seconds_sampling = ctx->seconds_sampling;
+    st->seconds_preparing = ctx->seconds_preparing;
 }

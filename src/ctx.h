@@ -50,7 +50,7 @@ struct sdvk_ctx {
     sd_cached cache[SD_CACHE_SLOTS];
     uint64_t clock;
     long graphs_prepared, images, model_evals;
-    double seconds_sampling;
+    double seconds_sampling, seconds_preparing;
     atomic_int cancel;
     struct sd_lora_state *lora; /* LoRAs applied to the resident weights (src/lora.c) */
 };

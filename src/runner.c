@@ -18,6 +18,12 @@ void sd_ctx_enter(const sdvk_ctx *ctx) {
     sd_log_set_sink(ctx->opt.log, ctx->opt.log_user, ctx->opt.verbose);
 }
 
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* ---- resident weights ------------------------------------------------------ */
 
 sdvk_status sd_net_weights(sdvk_ctx *ctx, sd_net net, sd_bweights **out) {
@@ -104,7 +110,9 @@ sdvk_status sd_cache_add(sdvk_ctx *ctx, sd_net net, sd_graph *g, const int64_t k
         sd_log_verbose("graph: %d nodes, %d tensors, activation arena %.1f MiB", g->nn, g->nt,
                        g->arena_size / 1048576.0);
         c = cache_slot(ctx, key[0]);
+        double t0 = now_s();
         s = ctx->be->v->prepare(ctx->be, g, w, &c->bg);
+        ctx->seconds_preparing += now_s() - t0;
     }
     if (s) {
         sd_graph_free(g);
@@ -150,11 +158,6 @@ int64_t sd_find_nonfinite(const float *x, int64_t n) {
     return -1;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static sdvk_status write_in(sdvk_ctx *ctx, sd_cached *c, int id, const void *src) {
     return ctx->be->v->write(ctx->be, c->bg, id, src, sd_tensor_nbytes(&c->g->t[id]));

@@ -128,9 +128,13 @@ static const char *demo_model_path(char *buf, size_t n) {
         char *sl = strrchr(exe, '/');
         if (sl) {
             *sl = 0;
-            snprintf(buf, n, "%s/../share/sdvk/models/demo/sdvk-demo.safetensors", exe);
-            if (access(buf, R_OK) == 0)
+            char rel[4160], *real;
+            snprintf(rel, sizeof rel, "%s/../share/sdvk/models/demo/sdvk-demo.safetensors", exe);
+            if (access(rel, R_OK) == 0 && (real = realpath(rel, NULL))) {
+                snprintf(buf, n, "%s", real);
+                free(real);
                 return buf;
+            }
         }
     }
 #ifdef SDVK_DEMO_MODEL
