@@ -309,7 +309,7 @@ static int run(gen_cfg *c) {
     if (c->demo)
         fprintf(stderr, "sdvk: no -m/--model given: using the demo model %s (64x64 pictures of "
                         "simple shapes, e.g. \"a red circle on a blue background\")\n", c->model);
-    if ((rc = cli_check_input_file("-m/--model", c->model)))
+    if ((rc = cli_check_model_path("-m/--model", c->model)))
         return rc;
     /* The prompt needs a vocabulary: resolve it now (--vocab, $SDVK_VOCAB,
      * tokenizer/ beside the model) rather than after loading. */
