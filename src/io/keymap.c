@@ -245,10 +245,14 @@ static int map_dotted(const table *T, const char *key, int to_ldm, const char *p
 
 int sd_km_to_ldm(sd_km_part part, const sd_km_layout *L, const char *dkey, char *out, size_t n) {
     if (part == SD_KM_CLIP) {
-        /* transformers' CLIPTextModel keeps the LDM names under text_model. */
-        if (!starts(dkey, "text_model."))
-            return 0;
-        return map_dotted(NULL, dkey, 1, SD_KM_CLIP_PREFIX, out, n);
+        /* transformers' CLIPTextModel has the LDM names under text_model.;
+         * since transformers 5.6 it saves them without that level. */
+        if (starts(dkey, "text_model."))
+            return map_dotted(NULL, dkey, 1, SD_KM_CLIP_PREFIX, out, n);
+        if (starts(dkey, "embeddings.") || starts(dkey, "encoder.") ||
+            starts(dkey, "final_layer_norm."))
+            return map_dotted(NULL, dkey, 1, SD_KM_CLIP_PREFIX "text_model.", out, n);
+        return 0;
     }
     static _Thread_local table T;
     T.n = 0;
