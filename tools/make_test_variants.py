@@ -6,6 +6,7 @@ standard library only: no torch, no diffusers).
         --diffusers tests/data/tiny/diffusers -o OUTDIR
 
 Writes into OUTDIR:
+  tiny_nometa.safetensors  the model without its metadata (a .ckpt has none)
   tiny.ckpt              torch.save({'state_dict': ..., 'global_step': 1}) layout
                          (tools/torch_zip.py: CPython's pickler, data.pkl
                          byte-identical to torch.save's)
@@ -122,6 +123,12 @@ def main():
     marker = a.marker or os.path.join(out, "PWNED")
     st = st_io.SafeTensors(a.model)
     keys = st.keys()
+
+    # The same tensors without metadata: a .ckpt cannot carry the tiny
+    # model's sdvk.clip.num_heads = 2, so its CLIP runs with the SD v1.x
+    # default (width / 64 = 1 head here); stage outputs are compared with this.
+    write_st(os.path.join(out, "tiny_nometa.safetensors"),
+             collections.OrderedDict((k, (st.dtype(k), raw(st, k))) for k in keys))
 
     # ---- .ckpt forms ----
     sd = tensors(st, keys)
