@@ -18,7 +18,7 @@ Writes into DIR:
                               one LoCon layer (down_blocks.0.resnets.0.conv1:
                               down [8, in, 3, 3], up [out, 8, 1, 1]).
   lora_kohya_r32.safetensors  rank 32, alpha 16 (F16 scalar), a subset
-                              (attn1/attn2 to_q, text q_proj).
+                              (attn1/attn2 to_q, text q_proj/out_proj).
   lora_peft_r8.safetensors    written by diffusers' save_lora_weights from
                               PEFT adapters (lora_alpha 4, init_lora_weights
                               False): unet.…lora_A/lora_B, text_encoder.…,
@@ -133,7 +133,8 @@ def main():
     def pick32(p, n, shape):
         if p == "unet":
             return n.endswith(("attn1.to_q", "attn2.to_q"))
-        return n.endswith("q_proj")
+        # diffusers infers the text encoder LoRA format from out_proj keys
+        return n.endswith(("q_proj", "out_proj"))
 
     files = {}
     d8, i8 = kohya_file(mods, rng, 8, 4.0, np.float32, pick8)

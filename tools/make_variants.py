@@ -168,6 +168,16 @@ def _assign(model, sd, what):
     if missing or extra:
         raise SystemExit("%s: missing %s, unexpected %s" % (what, missing[:5], extra[:5]))
     model.load_state_dict(sd, strict=True, assign=True)
+    # Non-persistent buffers are not in any state dict and stay on the meta
+    # device: CLIP's position_ids is the only one in these models.
+    import torch
+    for name, buf in list(model.named_buffers()):
+        if buf.is_meta:
+            owner = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
+            leaf = name.rsplit(".", 1)[-1]
+            if leaf != "position_ids":
+                raise SystemExit("%s: buffer %s has no data" % (what, name))
+            owner.register_buffer(leaf, torch.arange(buf.shape[-1]).expand(buf.shape), persistent=False)
     return model
 
 
