@@ -36,12 +36,14 @@ if(SDVK_LD_PYTHON3)
   endfunction()
 
   # Tensor by tensor: the same bytes as the .safetensors.
-  foreach(v tiny tiny_nowrap tiny_zip64 tiny_deflate)
+  foreach(v tiny tiny_nowrap tiny_zip64 tiny_deflate lightning)
     sdvk_loaders_test(same_${v} "unit;loaders"
       test_loaders same ${SDVK_LD_TINY}/model.safetensors ${SDVK_LD_WORK}/${v}.ckpt)
   endforeach()
-  sdvk_loaders_test(same_diffusers "unit;loaders"
-    test_loaders same ${SDVK_LD_TINY}/model.safetensors ${SDVK_LD_WORK}/diffusers)
+  foreach(v diffusers diffusers_mixed)
+    sdvk_loaders_test(same_${v} "unit;loaders"
+      test_loaders same ${SDVK_LD_TINY}/model.safetensors ${SDVK_LD_WORK}/${v})
+  endforeach()
   sdvk_loaders_test(views_zipwriter "unit;loaders" test_loaders views ${SDVK_LD_WORK}/views.ckpt)
   # A separate VAE in four forms replaces exactly the first_stage_model.* tensors.
   foreach(v vae_plain.safetensors vae.ckpt vae_diffusers vae_ref.safetensors)
@@ -61,10 +63,9 @@ if(SDVK_LD_PYTHON3)
     test_loaders refuse ${SDVK_LD_WORK}/storage_missing.ckpt "archive/data/3" "missing")
   sdvk_loaders_test(refuse_storage_short "loaders;bad-input"
     test_loaders refuse ${SDVK_LD_WORK}/storage_short.ckpt "storage 3")
+  # configs but no weights (the committed manifest folder)
   sdvk_loaders_test(refuse_not_pipeline "loaders;bad-input"
-    test_loaders refuse ${SDVK_LD_WORK}/run_refuse "not a diffusers pipeline")
-  set_tests_properties(loaders_refuse_not_pipeline PROPERTIES
-    FIXTURES_REQUIRED loaders_variants DEPENDS loaders_make_variants)
+    test_loaders refuse ${SDVK_LD_TINY}/diffusers "not a diffusers pipeline")
 
   # Through the CLI: stage outputs bit-identical; malicious pickles refused.
   foreach(case stage_tiny stage_tiny_zip64 stage_diffusers

@@ -449,6 +449,16 @@ static void unit_bad_loras(const sd_safetensors *model, const char *dir) {
         CHECK(s == SDVK_ERR_FORMAT && strstr(sdvk_last_error(), "both target"));
         sd_lora_free(l);
     }
+    {   /* a Linear-shaped LoRA (SD 2.x-style proj_in) on the 1x1 conv proj_in */
+        const char *k[] = {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight",
+                           "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight"};
+        const int64_t sh[][4] = {{4, 32}, {32, 4}};
+        const int nd[] = {2, 2};
+        l = try_lora(model, dir, "linear_on_conv.safetensors", 2, k, sh, nd, &s);
+        CHECK(s == SDVK_OK && l && l->n_mods == 1 && l->mods[0].in_dim == 32 &&
+              !strcmp(l->mods[0].target, SD_KM_UNET_PREFIX "input_blocks.1.1.proj_in.weight"));
+        sd_lora_free(l);
+    }
     {   /* LoCon: 3x3 down, 1x1 up on a resnet conv; and a kernel mismatch */
         const char *k[] = {"lora_unet_down_blocks_0_resnets_0_conv1.lora_down.weight",
                            "lora_unet_down_blocks_0_resnets_0_conv1.lora_up.weight"};

@@ -12,11 +12,15 @@ Writes into OUTDIR:
                          byte-identical to torch.save's)
   tiny_nowrap.ckpt       the tensors at the top level (no state_dict)
   tiny_zip64.ckpt        every zip record in its zip64 form
+  lightning.ckpt         a PyTorch Lightning checkpoint (ModelCheckpoint callback,
+                         numpy scalars, optimizer states) around the model
   tiny_deflate.ckpt      storages and data.pkl deflated (torch never does this;
                          other zip tools do)
   diffusers/             the folder diffusers' save_pretrained wrote for this
                          model, rebuilt from tests/data/tiny/diffusers/manifest.json
                          (made by tools/make_variants.py manifest)
+  diffusers_mixed/       the same with a sharded UNet (index.json), the VAE as
+                         .fp16.safetensors and the text encoder as pytorch_model.bin
   vae_ref.safetensors    a second VAE (the tiny VAE with every sign flipped), LDM
                          keys with first_stage_model.: what loading any of the
                          next four with --vae must give
@@ -152,6 +156,56 @@ def main():
         for dkey, src, shape in ent["tensors"]:
             items[dkey] = (st.dtype(src), raw(st, src).reshape(shape))
         write_st(os.path.join(dd, ent["file"]), items, ent.get("metadata") or None)
+
+    # The same folder as people also find it: the UNet sharded (index +
+    # two shards), the VAE under the fp16 variant name, the text encoder as
+    # a torch.save pytorch_model.bin.
+    dm = os.path.join(out, "diffusers_mixed")
+    for comp in ("unet", "vae", "text_encoder"):
+        os.makedirs(os.path.join(dm, comp), exist_ok=True)
+        with open(os.path.join(a.diffusers, comp, "config.json")) as f:
+            cfg = f.read()
+        with open(os.path.join(dm, comp, "config.json"), "w") as f:
+            f.write(cfg)
+    for ent in man["files"]:
+        comp = ent["file"].split("/")[0]
+        rows = [(dkey, src, shape) for dkey, src, shape in ent["tensors"]]
+        if comp == "unet":
+            half = len(rows) // 2
+            wm = {}
+            for i, part in enumerate((rows[:half], rows[half:])):
+                fn = "diffusion_pytorch_model-%05d-of-00002.safetensors" % (i + 1)
+                write_st(os.path.join(dm, "unet", fn), collections.OrderedDict(
+                    (d, (st.dtype(src), raw(st, src).reshape(shape))) for d, src, shape in part))
+                wm.update({d: fn for d, _, _ in part})
+            with open(os.path.join(dm, "unet", "diffusion_pytorch_model.safetensors.index.json"), "w") as f:
+                json.dump({"metadata": {"total_size": 0}, "weight_map": wm}, f)
+        elif comp == "vae":
+            write_st(os.path.join(dm, "vae", "diffusion_pytorch_model.fp16.safetensors"), collections.OrderedDict(
+                (d, (st.dtype(src), raw(st, src).reshape(shape))) for d, src, shape in rows))
+        else:
+            tz.save(collections.OrderedDict(
+                (d, tz.tensor(raw(st, src).reshape(shape), bf16=st.dtype(src) == "BF16")) for d, src, shape in rows),
+                os.path.join(dm, "text_encoder", "pytorch_model.bin"))
+
+    # A Lightning checkpoint as the original SD v1 releases were saved:
+    # callbacks keyed by the ModelCheckpoint class, numpy scalars (via
+    # numpy.core.multiarray.scalar and _codecs.encode), optimizer states.
+    import types
+    mod = types.ModuleType("pytorch_lightning.callbacks.model_checkpoint")
+    ModelCheckpoint = type("ModelCheckpoint", (), {"__module__": mod.__name__})
+    mod.ModelCheckpoint = ModelCheckpoint
+    sys.modules.setdefault("pytorch_lightning", types.ModuleType("pytorch_lightning"))
+    sys.modules.setdefault("pytorch_lightning.callbacks", types.ModuleType("pytorch_lightning.callbacks"))
+    sys.modules[mod.__name__] = mod
+    lsd = tensors(st, keys)
+    tz.save({"epoch": 6, "global_step": 470000, "pytorch-lightning_version": "1.4.2",
+             "state_dict": lsd,
+             "callbacks": {ModelCheckpoint: {"monitor": None, "best_model_score": np.float64(0.25),
+                                             "best_model_path": "", "current_score": np.float32(1.5),
+                                             "dirpath": "/logs/checkpoints"}},
+             "optimizer_states": [], "lr_schedulers": [{"scale": 1, "interval": "step"}]},
+            os.path.join(out, "lightning.ckpt"))
 
     # ---- a second VAE in four forms ----
     vkeys = [k for k in keys if k.startswith(VAE)]
