@@ -27,8 +27,11 @@ typedef struct ck {
 } ck;
 
 int sd_ckpt_magic(const void *p, size_t n) {
+    /* A legacy file starts with the pickled magic number: PROTO n, LONG1.
+     * The LONG1 byte matters: a safetensors file whose header is 640 bytes
+     * long also starts 0x80 0x02, followed by zeros. */
     const uint8_t *b = p;
-    return sd_zip_magic(p, n) || (n >= 2 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5);
+    return sd_zip_magic(p, n) || (n >= 3 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5 && b[2] == 0x8a);
 }
 
 static uint64_t inflate_cap(const sd_zip_entry *e) { return e->csize * MAX_RATIO + 1024; }
