@@ -113,7 +113,7 @@ flag_with_value) expect 2 "option --verbose takes no value" -- "$SDVK" $M -p x -
 # --- generate: files ---------------------------------------------------------
 model_missing)   expect 2 "-m/--model: 'no_such_model.safetensors'" -- \
                      "$SDVK" -m no_such_model.safetensors -p x ;;
-model_dir)       expect 2 "is a directory" -- "$SDVK" -m . -p x ;;
+model_dir)       expect 2 "not a diffusers pipeline" -- "$SDVK" -m . -p x --vocab "$VOCAB" ;;
 model_garbage)   expect 2 "garbage.bin" "safetensors" -- "$SDVK" $M -p x -W 64 -H 64 -o out.png ;;
 init_missing)    expect 2 "-i/--init-img: 'no_such.png'" -- "$SDVK" $M -p x --init-img no_such.png ;;
 init_garbage)    expect 2 "-i/--init-img" "garbage.bin" -- "$SDVK" $M -p x --init-img garbage.bin ;;

@@ -43,7 +43,9 @@ typedef struct sd_model {
  * whole network still opens (that network is marked absent); one whose
  * networks are inconsistent fails with a message naming the tensor. */
 sdvk_status sd_model_open(const char *path, sd_model **out);
-/* The same with a separate VAE file replacing the checkpoint's (NULL: none). */
+/* The same for any form src/io/weights.h reads: path is a .safetensors,
+ * a .ckpt or a diffusers folder; vae_path (NULL: none) a separate VAE that
+ * replaces the checkpoint's. */
 sdvk_status sd_model_open_ex(const char *path, const char *vae_path, sd_model **out);
 void sd_model_close(sd_model *m);
 /* One line per network, for --verbose. */

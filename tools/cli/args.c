@@ -322,6 +322,17 @@ int cli_check_input_file(const char *what, const char *path) {
     return 0;
 }
 
+int cli_check_model_path(const char *what, const char *path) {
+    struct stat st;
+    if (path[0] == '\0')
+        return cli_usage_error("%s: empty file name", what);
+    if (stat(path, &st) != 0)
+        return cli_usage_error("%s: '%s': %s", what, path, strerror(errno));
+    if (S_ISDIR(st.st_mode))
+        return 0; /* a diffusers folder: the library checks what is inside */
+    return cli_check_input_file(what, path);
+}
+
 int cli_check_output(const char *what, const char *path) {
     if (path[0] == '\0')
         return cli_usage_error("%s: empty file name", what);

@@ -425,7 +425,7 @@ static int run(gen_cfg *c) {
         fprintf(stderr, "sdvk: no -m/--model given: using the demo model %s (64x64 pictures of "
                         "simple shapes, e.g. \"a red circle on a blue background\")\n", c->model);
     /* Cheap checks first: files exist, images decode, output writable. */
-    if ((rc = cli_check_input_file("-m/--model", c->model)))
+    if ((rc = cli_check_model_path("-m/--model", c->model)))
         return rc;
     if (c->init_img && (rc = load_image("-i/--init-img", c->init_img, &init)))
         goto done;

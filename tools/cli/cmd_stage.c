@@ -360,7 +360,7 @@ int cli_cmd_stage(int argc, char **argv) {
     int out_ndim = 4;
     sdvk_status s = SDVK_OK;
 
-    if ((rc = cli_check_input_file("-m/--model", c.model)))
+    if ((rc = cli_check_model_path("-m/--model", c.model)))
         goto done;
     /* Inputs, in the order of the synopsis. */
     if (c.given & O_TOKENS) {
