@@ -5,7 +5,7 @@
 
 #include "core/status.h"
 #include "ctx.h"
-#include "lora.h"
+#include "extra.h"
 #include "sample/noise.h"
 #include "tokenizer/tokenizer.h"
 
@@ -111,7 +111,7 @@ void sdvk_destroy(sdvk_ctx *c) {
     if (!c)
         return;
     sdvk_trim(c);
-    sd_lora_state_free(c->lora);
+    sd_extra_free(c->extra);
     sd_backend_destroy(c->be);
     sd_tokenizer_free(c->tok);
     sd_model_close(c->model);

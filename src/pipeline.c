@@ -15,6 +15,7 @@
 
 #include "core/status.h"
 #include "ctx.h"
+#include "extra.h"
 #include "io/image.h"
 #include "sample/noise.h"
 #include "tokenizer/tokenizer.h"
@@ -311,17 +312,24 @@ static sdvk_status encode_prompts(sdvk_ctx *c, const gen *g, int use_cfg, float 
     int32_t *ids[2] = {NULL, NULL};
     float *wts[2] = {NULL, NULL};
     int nch[2] = {0, 0}, chunked = 0, chunked_neg = 0;
-    sdvk_status s = sd_tokenize_prompt(c->tok, p->prompt, 1, &ids[0], &wts[0], &nch[0], &chunked);
+    sd_extra_tok vec = {0};
+    /* <lora:...> tags pick the LoRAs merged into the weights and leave the
+     * prompt; names of embeddings put their vectors in the token stream */
+    char *prompt = NULL;
+    sdvk_status s = sd_extra_prompt_loras(c, p->prompt, &prompt);
+    if (!s)
+        s = sd_extra_tokenize(c, prompt, 1, &vec, &ids[0], &wts[0], &nch[0], &chunked);
     if (!s && use_cfg)
-        s = sd_tokenize_prompt(c->tok, p->negative_prompt, nch[0], &ids[1], &wts[1], &nch[1],
-                               &chunked_neg);
+        s = sd_extra_tokenize(c, p->negative_prompt, nch[0], &vec, &ids[1], &wts[1], &nch[1],
+                              &chunked_neg);
     if (!s && use_cfg && nch[1] > nch[0]) { /* negative is longer: pad the prompt */
         free(ids[0]);
         free(wts[0]);
         ids[0] = NULL;
         wts[0] = NULL;
-        s = sd_tokenize_prompt(c->tok, p->prompt, nch[1], &ids[0], &wts[0], &nch[0], &chunked);
+        s = sd_extra_tokenize(c, prompt, nch[1], &vec, &ids[0], &wts[0], &nch[0], &chunked);
     }
+    free(prompt);
     if (!s && (chunked || chunked_neg))
         sd_log_verbose("prompt is longer than %d tokens: encoding it as %d windows of %d",
                        a->n_pos - 2, nch[0], a->n_pos);
@@ -337,7 +345,7 @@ static sdvk_status encode_prompts(sdvk_ctx *c, const gen *g, int use_cfg, float 
     if (!s) {
         for (int r = 0; r < rows; r++)
             memcpy(all + (size_t)r * k * SD_CLIP_CTX, ids[r], (size_t)k * SD_CLIP_CTX * 4);
-        s = sd_run_clip(c, all, rows * k, p->clip_skip, &z);
+        s = sd_run_clip(c, all, rows * k, p->clip_skip, vec.vec, vec.n_vec, &z);
     }
     if (!s) {
         sd_log_verbose("text encoder: %d x %d tokens in %.3f s", rows, k * SD_CLIP_CTX, now_s() - t0);
@@ -357,6 +365,7 @@ static sdvk_status encode_prompts(sdvk_ctx *c, const gen *g, int use_cfg, float 
         *ctxv = rep;
         *L = (int64_t)k * SD_CLIP_CTX;
     }
+    free(vec.vec);
     free(z);
     free(all);
     for (int r = 0; r < 2; r++) {

@@ -13,6 +13,7 @@
 
 #include "core/status.h"
 #include "ctx.h"
+#include "extra.h"
 
 void sd_ctx_enter(const sdvk_ctx *ctx) {
     sd_log_set_sink(ctx->opt.log, ctx->opt.log_user, ctx->opt.verbose);
@@ -199,6 +200,7 @@ static sdvk_status run1(sdvk_ctx *ctx, sd_net net, const int64_t key[12], sd_dty
         int o = sd_graph_output(g, build(g, ctx->model, ins[0], arg));
         SD_TRY(sd_cache_add(ctx, net, g, key, ins, o, &c));
     }
+    SD_TRY(sd_extra_sync(ctx, net)); /* LoRAs the request wants, merged */
     SD_TRY(write_in(ctx, c, c->in[0], in));
     SD_TRY(ctx->be->v->run(ctx->be, c->bg, 0, 1, NULL, NULL));
     return read_out(ctx, c, c->out, out);
@@ -206,11 +208,12 @@ static sdvk_status run1(sdvk_ctx *ctx, sd_net net, const int64_t key[12], sd_dty
 
 /* ---- the networks ------------------------------------------------------------- */
 
-static int clip_build(sd_graph *g, const sd_model *m, int ids, int clip_skip) {
-    return sd_clip_build(g, m, ids, clip_skip);
+static int clip_build(sd_graph *g, const sd_model *m, int tok, int clip_skip) {
+    return sd_clip_build(g, m, tok, clip_skip);
 }
 
-sdvk_status sd_run_clip(sdvk_ctx *ctx, const int32_t *ids, int batch, int clip_skip, float **out) {
+sdvk_status sd_run_clip(sdvk_ctx *ctx, const int32_t *ids, int batch, int clip_skip,
+                        const float *extra, int n_extra, float **out) {
     const sd_clip_arch *a = &ctx->model->clip;
     SD_TRY(need_net(a->present, ctx, "CLIP text encoder"));
     if (clip_skip < 1)
@@ -218,12 +221,32 @@ sdvk_status sd_run_clip(sdvk_ctx *ctx, const int32_t *ids, int batch, int clip_s
     if (clip_skip > a->layers)
         return sd_err(SDVK_ERR_INVALID_ARG, "clip skip %d: the text encoder has %d layers",
                       clip_skip, a->layers);
-    for (int64_t i = 0; i < (int64_t)batch * a->n_pos; i++)
-        if (ids[i] < 0 || ids[i] >= a->vocab)
+    const sd_st_tensor *tab = sd_clip_token_table(ctx->model);
+    if (!tab || tab->ndim != 2 || tab->ne[0] != a->vocab || tab->ne[1] != a->width || !tab->supported)
+        return sd_err(SDVK_ERR_MODEL, "%s: bad or missing CLIP token embedding table",
+                      ctx->model->path);
+    const int64_t n = (int64_t)batch * a->n_pos, W = a->width;
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= a->vocab + n_extra)
             return sd_err(SDVK_ERR_INVALID_ARG, "token id %d at position %lld is outside the "
                           "model's vocabulary (0..%d)", ids[i], (long long)i, a->vocab - 1);
-    int64_t key[12] = {SD_GK_CLIP, batch, clip_skip}, ne[2] = {batch, a->n_pos};
-    return run1(ctx, SD_NET_CLIP, key, SD_I32, 2, ne, "tokens", clip_build, clip_skip, ids, out);
+    /* token rows from the (mmapped) table, embedding vectors past the vocabulary */
+    float *emb = malloc((size_t)(n * W) * sizeof *emb);
+    if (!emb)
+        return sd_err(SDVK_ERR_OOM, "out of memory");
+    const size_t es = sd_dtype_size(tab->dtype);
+    for (int64_t i = 0; i < n; i++) {
+        if (ids[i] < a->vocab)
+            sd_to_f32(emb + i * W, (const char *)tab->data + (size_t)ids[i] * (size_t)W * es,
+                      tab->dtype, (size_t)W);
+        else
+            memcpy(emb + i * W, extra + (int64_t)(ids[i] - a->vocab) * W, (size_t)W * sizeof *emb);
+    }
+    int64_t key[12] = {SD_GK_CLIP, batch, clip_skip}, ne[3] = {batch, a->n_pos, W};
+    sdvk_status s = run1(ctx, SD_NET_CLIP, key, SD_F32, 3, ne, "token embeddings", clip_build,
+                         clip_skip, emb, out);
+    free(emb);
+    return s;
 }
 
 static sdvk_status check_latent(const sdvk_ctx *ctx, int64_t h, int64_t w) {
@@ -252,6 +275,7 @@ sdvk_status sd_run_unet(sdvk_ctx *ctx, const float *x, int64_t B, int64_t h, int
         int o = sd_graph_output(g, sd_unet_build(g, ctx->model, in[0], in[1], in[2]));
         SD_TRY(sd_cache_add(ctx, SD_NET_UNET, g, key, in, o, &c));
     }
+    SD_TRY(sd_extra_sync(ctx, SD_NET_UNET));
     float *tv = malloc((size_t)B * sizeof *tv);
     if (!tv)
         return sd_err(SDVK_ERR_OOM, "out of memory");
@@ -379,6 +403,7 @@ sdvk_status sd_run_sample(sdvk_ctx *ctx, const sd_sample_req *r) {
             return sd_err(SDVK_ERR_OOM, "out of memory");
         SD_TRY(sd_cache_add(ctx, SD_NET_UNET, g, key, in, in[SI_REGS], &c));
     }
+    SD_TRY(sd_extra_sync(ctx, SD_NET_UNET));
     /* registers: S[0] = x, history 0, then x0 and n0 when masked */
     float *regs = calloc((size_t)(Rt * per), sizeof(float));
     float *rows = calloc((size_t)(cap * SD_ROW), sizeof(float));

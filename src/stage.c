@@ -30,7 +30,7 @@ sdvk_status sdvk_stage_clip(sdvk_ctx *ctx, const int32_t *ids, int batch, int le
     for (int b = 0; b < batch; b++)
         for (int i = 0; i < a->n_pos; i++)
             full[b * a->n_pos + i] = i < len ? ids[b * len + i] : CLIP_PAD;
-    sdvk_status s = sd_run_clip(ctx, full, batch, clip_skip, out);
+    sdvk_status s = sd_run_clip(ctx, full, batch, clip_skip, NULL, 0, out);
     free(full);
     if (!s) {
         out_ne[0] = batch;

@@ -344,7 +344,7 @@ static void unit_loras(const char *data, const sd_safetensors *model) {
     json_array_foreach(json_object_get(man, "embeddings"), i, e) {
         snprintf(p, sizeof p, "%s/%s", data, json_string_value(json_object_get(e, "file")));
         int width = (int)json_integer_value(json_object_get(e, "width"));
-        sd_embedding *em = NULL;
+        sd_ti_embedding *em = NULL;
         if (sd_embedding_load(p, width, &em)) {
             fprintf(stderr, "FAIL: %s\n", sdvk_last_error());
             g_fail++;

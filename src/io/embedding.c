@@ -9,7 +9,7 @@
 #include "../core/status.h"
 #include "diffusers.h"
 
-void sd_embedding_free(sd_embedding *e) {
+void sd_embedding_free(sd_ti_embedding *e) {
     if (!e)
         return;
     free(e->name);
@@ -55,11 +55,11 @@ static sdvk_status pick(const sd_safetensors *st, const sd_st_tensor **out, cons
 }
 
 sdvk_status sd_embedding_from_table(sd_safetensors *st, const char *name, int width,
-                                    sd_embedding **out) {
+                                    sd_ti_embedding **out) {
     *out = NULL;
     const sd_st_tensor *t;
     const char *token;
-    sd_embedding *e = NULL;
+    sd_ti_embedding *e = NULL;
     sdvk_status s = pick(st, &t, &token);
     if (s)
         goto done;
@@ -117,7 +117,7 @@ done:
     return SDVK_OK;
 }
 
-sdvk_status sd_embedding_load(const char *path, int width, sd_embedding **out) {
+sdvk_status sd_embedding_load(const char *path, int width, sd_ti_embedding **out) {
     *out = NULL;
     char name[256];
     const char *b = strrchr(path, '/');

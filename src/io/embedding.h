@@ -15,18 +15,18 @@
 
 #define SD_EMBEDDING_MAX_VECTORS 256
 
-typedef struct sd_embedding {
+typedef struct sd_ti_embedding {
     char *name;  /* file name without folder and extension (A1111's trigger word) */
     char *token; /* the token a diffusers file stores the vector under, or NULL */
     int n_vec, width;
     float *vec;  /* n_vec * width, row-major */
-} sd_embedding;
+} sd_ti_embedding;
 
-sdvk_status sd_embedding_load(const char *path, int width, sd_embedding **out);
+sdvk_status sd_embedding_load(const char *path, int width, sd_ti_embedding **out);
 /* The same from an opened table (taken over, also on failure); `name` is
  * the trigger word. */
 sdvk_status sd_embedding_from_table(sd_safetensors *st, const char *name, int width,
-                                    sd_embedding **out);
-void sd_embedding_free(sd_embedding *e);
+                                    sd_ti_embedding **out);
+void sd_embedding_free(sd_ti_embedding *e);
 
 #endif

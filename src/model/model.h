@@ -58,9 +58,12 @@ int sd_model_weight(sd_graph *g, const sd_model *m, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int sd_model_has(const sd_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* CLIP text encoder: ids [B, n_pos] I32 -> final layer norm output [B, n_pos, width];
- * clip_skip N >= 2 stops N-1 layers early (A1111 "Clip skip"). */
-int sd_clip_build(sd_graph *g, const sd_model *m, int ids, int clip_skip);
+/* CLIP text encoder: token embeddings [B, n_pos, width] (rows of
+ * token_embedding looked up by the caller) -> final layer norm output
+ * [B, n_pos, width]; clip_skip N >= 2 stops N-1 layers early (A1111 "Clip skip"). */
+int sd_clip_build(sd_graph *g, const sd_model *m, int tok, int clip_skip);
+/* The token embedding table (NULL when absent). */
+const sd_st_tensor *sd_clip_token_table(const sd_model *m);
 /* UNet: x [B,h,w,in_ch], t [B] or [1] float timesteps, ctx [B,L,ctx_dim] -> eps [B,h,w,out_ch]. */
 int sd_unet_build(sd_graph *g, const sd_model *m, int x, int t, int ctx);
 /* VAE decoder: z [B,h,w,4] (scaled latent) -> image [B,8h,8w,3], raw. */

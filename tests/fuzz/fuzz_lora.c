@@ -92,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     if (open_table(data, size, &st) != SDVK_OK)
         return 0;
-    sd_embedding *e = NULL;
+    sd_ti_embedding *e = NULL;
     if (sd_embedding_from_table(st, "fuzz", 16, &e) == SDVK_OK) {
         FUZZ_CHECK(e->width == 16 && e->n_vec >= 1 && e->n_vec <= SD_EMBEDDING_MAX_VECTORS);
         for (int i = 0; i < e->n_vec * e->width; i++) FUZZ_CHECK(isfinite(e->vec[i]));

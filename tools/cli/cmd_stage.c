@@ -87,6 +87,9 @@ static void usage(FILE *f) {
           f);
     for (int k = 0; k < N_STAGES; k++)
         fprintf(f, "  sdvk stage %s\n", STAGES[k].synopsis);
+    fputs("\nEvery stage also takes --lora FILE[:W[:UNET_W]] (repeatable): LoRAs merged into the\n"
+          "weights (W for the text encoder and the UNet, or W for the text encoder and UNET_W).\n",
+          f);
     fputs("\nEngine options:\n", f);
     cli_engine_help(f);
     fputs("\nExit status: 0 success, 1 failure while running, 2 bad command line or input file.\n",
@@ -98,6 +101,9 @@ typedef struct stage_cfg {
     const char *model, *out;
     const char *tokens, *tokens_npy, *latent, *context, *image, *noise;
     double timestep, cfg, eta;
+    sdvk_lora loras[16];
+    char lora_paths[16][4096];
+    int n_loras;
     long steps, clip_skip;
     sdvk_sampler sampler;
     sdvk_schedule schedule;
@@ -194,6 +200,36 @@ static int parse(int argc, char **argv, stage_cfg *c) {
         } else if (cli_is(&a, "--eta", NULL)) {
             bit = O_SAMPLER;
             if ((rc = cli_value(&a, &v)) || (rc = cli_parse_float(a.opt, v, 0.0, 10.0, &c->eta)))
+                return rc;
+        } else if (cli_is(&a, "--lora", NULL)) {
+            /* PATH[:W[:UNET_W]]: the weight from the last ':' that parses */
+            if ((rc = cli_value(&a, &v)))
+                return rc;
+            if (c->n_loras == 16)
+                return cli_usage_error("--lora: at most 16");
+            sdvk_lora *l = &c->loras[c->n_loras];
+            char *p = c->lora_paths[c->n_loras];
+            snprintf(p, sizeof c->lora_paths[0], "%s", v);
+            l->te_weight = l->unet_weight = 1.0f;
+            double w[2];
+            int nw = 0;
+            for (char *colon; nw < 2 && (colon = strrchr(p, ':'));) {
+                char *end;
+                double x = strtod(colon + 1, &end);
+                if (end == colon + 1 || *end || !isfinite(x))
+                    break;
+                w[nw++] = x;
+                *colon = 0;
+            }
+            if (nw == 1)
+                l->te_weight = l->unet_weight = (float)w[0];
+            else if (nw == 2) {
+                l->te_weight = (float)w[1];
+                l->unet_weight = (float)w[0];
+            }
+            l->path = p;
+            c->n_loras++;
+            if ((rc = cli_check_input_file("--lora", p)))
                 return rc;
         } else if (cli_is(&a, "--clip-skip", NULL)) {
             bit = O_CLIP_SKIP;
@@ -417,6 +453,10 @@ int cli_cmd_stage(int argc, char **argv) {
 
     if ((rc = cli_create_ctx(c.model, &c.opt, &ctx)))
         goto done;
+    if (c.n_loras && (s = sdvk_set_loras(ctx, c.loras, c.n_loras)) != SDVK_OK) {
+        rc = cli_status_error(CLI_USAGE, s, "--lora");
+        goto done;
+    }
     double t0 = cli_now();
     const char *name = c.st->name;
     if (strcmp(name, "clip") == 0) {
