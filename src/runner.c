@@ -359,6 +359,7 @@ typedef struct {
     sdvk_ctx *ctx;
     const sd_sample_req *r;
     int first, reported;
+    double t_last;
 } progress_fwd;
 
 /* Called per eval; reports a sampler step when its last eval is done. */
@@ -369,8 +370,12 @@ static int on_eval(void *user, int eval) {
     if (eval + 1 < pl->n_evals && pl->eval_step[eval + 1] == pl->eval_step[eval])
         return 0;
     int step = pl->eval_step[eval] + 1;
-    if (sd_verbose)
-        sd_log_verbose("step %d/%d done", p->r->progress_base + step, p->r->progress_total);
+    if (sd_verbose) { /* on Vulkan: when the host saw the device finish it */
+        double t = now_s();
+        sd_log_verbose("step %d/%d done in %.3f s", p->r->progress_base + step, p->r->progress_total,
+                       t - p->t_last);
+        p->t_last = t;
+    }
     if (p->r->progress)
         return p->r->progress(p->r->progress_user, p->r->progress_base + step, p->r->progress_total);
     return 0;
@@ -435,8 +440,8 @@ sdvk_status sd_run_sample(sdvk_ctx *ctx, const sd_sample_req *r) {
     free(rows);
     free(noise);
     if (!s) {
-        progress_fwd pf = {ctx, r, 0, 0};
         double t0 = now_s();
+        progress_fwd pf = {ctx, r, 0, 0, t0};
         s = ctx->be->v->run(ctx->be, c->bg, 0, pl->n_evals, on_eval, &pf);
         ctx->seconds_sampling += now_s() - t0;
         if (!s)
