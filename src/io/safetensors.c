@@ -19,9 +19,6 @@
 
 #include "../core/status.h"
 
-/* Same cap as the reference implementation: a real header is a few MB at
- * most, and a huge N is the usual sign of a non-safetensors file. */
-#define SD_ST_MAX_HEADER 100000000ull
 
 static const struct {
     const char *name;
@@ -42,7 +39,7 @@ static size_t st_dtype_size(const char *s) {
 void sd_st_close(sd_safetensors *st) {
     if (!st)
         return;
-    if (st->map && st->map != MAP_FAILED)
+    if (st->owns_map && st->map && st->map != MAP_FAILED)
         munmap(st->map, st->map_size);
     for (int i = 0; i < st->n; i++) free(st->t[i].name);
     free(st->t);
@@ -102,6 +99,18 @@ static sdvk_status parse_metadata(sd_safetensors *st, json_t *meta) {
     return SDVK_OK;
 }
 
+/* "[d0, d1, ...]" of a JSON shape array whose entries are integers. */
+static const char *shape_str(json_t *js, char *buf, size_t cap) {
+    size_t o = 0;
+    o += (size_t)snprintf(buf, cap, "[");
+    for (size_t i = 0; i < json_array_size(js) && o < cap; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%lld", i ? ", " : "",
+                              (long long)json_integer_value(json_array_get(js, i)));
+    if (o < cap)
+        snprintf(buf + o, cap - o, "]");
+    return buf;
+}
+
 /* Fills t (name already set) from one header entry. */
 static sdvk_status parse_entry(const sd_safetensors *st, sd_st_tensor *t, json_t *e,
                                const uint8_t *data, uint64_t data_size) {
@@ -133,6 +142,7 @@ static sdvk_status parse_entry(const sd_safetensors *st, sd_st_tensor *t, json_t
         return sd_err(SDVK_ERR_FORMAT, "%s: tensor \"%s\": %zu dimensions (at most %d supported)", p,
                       nm, nd, SD_ST_MAX_DIMS);
     t->ndim = (int)nd;
+    char sbuf[200];
     uint64_t nelem = 1;
     int zero = 0;
     for (size_t i = 0; i < nd; i++) {
@@ -145,14 +155,20 @@ static sdvk_status parse_entry(const sd_safetensors *st, sd_st_tensor *t, json_t
         if (v == 0)
             zero = 1;
         else if (!zero && nelem > (uint64_t)INT64_MAX / v)
-            return sd_err(SDVK_ERR_FORMAT, "%s: tensor \"%s\": element count overflows", p, nm);
+            return sd_err(SDVK_ERR_FORMAT,
+                          "%s: tensor \"%s\": shape %s has more than 2^63 elements (the limit of "
+                          "64-bit sizes)",
+                          p, nm, shape_str(js, sbuf, sizeof sbuf));
         else if (!zero)
             nelem *= v;
     }
     if (zero)
         nelem = 0;
     if (nelem > (uint64_t)INT64_MAX / isz)
-        return sd_err(SDVK_ERR_FORMAT, "%s: tensor \"%s\": byte size overflows", p, nm);
+        return sd_err(SDVK_ERR_FORMAT,
+                      "%s: tensor \"%s\": shape %s x %s is more than 2^63 bytes (the limit of "
+                      "64-bit sizes)",
+                      p, nm, shape_str(js, sbuf, sizeof sbuf), ds);
     uint64_t nbytes = nelem * isz;
 
     if (!json_is_array(jo) || json_array_size(jo) != 2 ||
@@ -179,29 +195,59 @@ static sdvk_status parse_entry(const sd_safetensors *st, sd_st_tensor *t, json_t
     return SDVK_OK;
 }
 
-static sdvk_status st_parse(sd_safetensors *st, int fd) {
-    struct stat sb;
-    const char *p = st->path;
-    if (fstat(fd, &sb) != 0)
-        return sd_err(SDVK_ERR_IO, "%s: cannot stat: %s", p, strerror(errno));
-    if (!S_ISREG(sb.st_mode))
-        return sd_err(SDVK_ERR_IO, "%s: not a regular file", p);
-    if (sb.st_size < 8)
-        return sd_err(SDVK_ERR_FORMAT,
-                      "%s: file is %lld bytes, too short for a safetensors header (8-byte length)", p,
-                      (long long)sb.st_size);
-    if ((uint64_t)sb.st_size > SIZE_MAX)
-        return sd_err(SDVK_ERR_IO, "%s: file too large to map", p);
-    st->map_size = (size_t)sb.st_size;
-    st->map = mmap(NULL, st->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (st->map == MAP_FAILED) {
-        st->map = NULL;
-        return sd_err(SDVK_ERR_IO, "%s: cannot mmap: %s", p, strerror(errno));
+/* Cost model of jansson 2.14 (64-bit glibc: each malloc takes its size
+ * rounded up to 16 plus 8 bytes of header, at least 32): a number is a
+ * 24-byte json_t (32); a string a 32-byte json_t (48) plus its text (>= 32);
+ * an array a 40-byte json_t (48) plus a table of 8 pointers (80) that
+ * doubles (at most 16 bytes per element, plus the old table while it
+ * grows: 24); an object a json_t with its hashtable (96) plus 8 buckets of
+ * 16 bytes (144) that double as members arrive, and per member a pair of
+ * ~56 bytes plus the key (88 + key length), plus 32 bytes of buckets. Each
+ * term below is rounded up from these, so the sum bounds the real use. */
+#define JC_NUMBER 48u   /* value + its slot in the parent */
+#define JC_STRING 96u   /* json_t + text allocation overhead + slot (+ text length) */
+#define JC_ARRAY 160u   /* json_t + initial table + slot */
+#define JC_OBJECT 288u  /* json_t + hashtable + initial buckets + slot */
+#define JC_ELEMENT 40u  /* per comma: table growth of arrays, a pair of objects */
+
+uint64_t sd_st_json_cost(const char *text, size_t n) {
+    uint64_t cost = 0;
+    size_t i = 0;
+    while (i < n) {
+        char c = text[i];
+        if (c == '"') {
+            size_t j = i + 1;
+            while (j < n && text[j] != '"') j += text[j] == '\\' ? 2 : 1;
+            cost += JC_STRING + (j - i) + JC_ELEMENT; /* a key's pair costs about as much */
+            i = j + 1;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            while (i < n && (text[i] == '-' || text[i] == '+' || text[i] == '.' || text[i] == 'e' ||
+                             text[i] == 'E' || (text[i] >= '0' && text[i] <= '9')))
+                i++;
+            cost += JC_NUMBER;
+        } else {
+            if (c == '[')
+                cost += JC_ARRAY;
+            else if (c == '{')
+                cost += JC_OBJECT;
+            else if (c == ',')
+                cost += JC_ELEMENT;
+            i++;
+        }
     }
-    const uint8_t *m = st->map;
+    return cost;
+}
+
+/* Parses and validates the safetensors image m[0..size). */
+static sdvk_status st_parse(sd_safetensors *st, const uint8_t *m, size_t size) {
+    const char *p = st->path;
+    if (size < 8)
+        return sd_err(SDVK_ERR_FORMAT,
+                      "%s: file is %zu bytes, too short for a safetensors header (8-byte length)", p,
+                      size);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | m[i];
-    uint64_t avail = (uint64_t)st->map_size - 8;
+    uint64_t avail = (uint64_t)size - 8;
     if (hlen == 0)
         return sd_err(SDVK_ERR_FORMAT, "%s: header length is 0 (not a safetensors file?)", p);
     if (hlen > SD_ST_MAX_HEADER)
@@ -214,6 +260,13 @@ static sdvk_status st_parse(sd_safetensors *st, int fd) {
                       "%s: header length %llu is larger than the rest of the file (%llu bytes; "
                       "truncated?)",
                       p, (unsigned long long)hlen, (unsigned long long)avail);
+    uint64_t cost = sd_st_json_cost((const char *)m + 8, (size_t)hlen);
+    if (cost > SD_ST_MAX_HEADER_MEM)
+        return sd_err(SDVK_ERR_FORMAT,
+                      "%s: the %llu-byte header would take about %llu MB parsed, over the limit of "
+                      "%llu MB for a safetensors header's memory",
+                      p, (unsigned long long)hlen, (unsigned long long)(cost >> 20),
+                      SD_ST_MAX_HEADER_MEM >> 20);
 
     json_error_t jerr;
     json_t *root = json_loadb((const char *)m + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
@@ -292,6 +345,54 @@ done:
     return s;
 }
 
+/* Maps the file read-only and parses it. */
+static sdvk_status st_map_and_parse(sd_safetensors *st, int fd) {
+    struct stat sb;
+    const char *p = st->path;
+    if (fstat(fd, &sb) != 0)
+        return sd_err(SDVK_ERR_IO, "%s: cannot stat: %s", p, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return sd_err(SDVK_ERR_IO, "%s: not a regular file", p);
+    if (sb.st_size < 8)
+        return sd_err(SDVK_ERR_FORMAT,
+                      "%s: file is %lld bytes, too short for a safetensors header (8-byte length)", p,
+                      (long long)sb.st_size);
+    if ((uint64_t)sb.st_size > SIZE_MAX)
+        return sd_err(SDVK_ERR_IO, "%s: file too large to map", p);
+    st->map_size = (size_t)sb.st_size;
+    st->map = mmap(NULL, st->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (st->map == MAP_FAILED) {
+        st->map = NULL;
+        return sd_err(SDVK_ERR_IO, "%s: cannot mmap: %s", p, strerror(errno));
+    }
+    st->owns_map = 1;
+    return st_parse(st, st->map, st->map_size);
+}
+
+sdvk_status sd_st_open_mem(const void *buf, size_t n, const char *name, sd_safetensors **out) {
+    if (!out)
+        return sd_err(SDVK_ERR_INVALID_ARG, "sd_st_open_mem: out is NULL");
+    *out = NULL;
+    if (!name || !*name)
+        name = "safetensors data";
+    if (!buf && n)
+        return sd_err(SDVK_ERR_INVALID_ARG, "%s: no data", name);
+    sd_safetensors *st = calloc(1, sizeof *st);
+    if (!st || !(st->path = strdup(name))) {
+        free(st);
+        return sd_err(SDVK_ERR_OOM, "%s: out of memory", name);
+    }
+    st->map = (void *)buf;
+    st->map_size = n;
+    sdvk_status s = st_parse(st, buf, n);
+    if (s != SDVK_OK) {
+        sd_st_close(st);
+        return s;
+    }
+    *out = st;
+    return SDVK_OK;
+}
+
 sdvk_status sd_st_open(const char *path, sd_safetensors **out) {
     if (!out)
         return sd_err(SDVK_ERR_INVALID_ARG, "sd_st_open: out is NULL");
@@ -309,7 +410,7 @@ sdvk_status sd_st_open(const char *path, sd_safetensors **out) {
         sd_st_close(st);
         return s;
     }
-    sdvk_status s = st_parse(st, fd);
+    sdvk_status s = st_map_and_parse(st, fd);
     close(fd); /* the mapping stays valid without the descriptor */
     if (s != SDVK_OK) {
         sd_st_close(st);
@@ -501,6 +602,6 @@ void sd_st_release_pages(const sd_safetensors *st) {
     /* A private read-only file mapping that was never written: dropped
      * pages read back from the file if touched again, so this only
      * trades a possible re-read for resident memory. */
-    if (st && st->map && st->map_size)
+    if (st && st->owns_map && st->map && st->map_size)
         madvise(st->map, st->map_size, MADV_DONTNEED);
 }

@@ -26,10 +26,19 @@ typedef struct sd_st_tensor {
     size_t nbytes;
 } sd_st_tensor;
 
+/* Limits on the header (each named in its error message): its length, as
+ * the reference implementation caps it, and the memory its parsed JSON may
+ * take, estimated from the text before parsing (a header of 100 MB of
+ * "[0,0,..." would otherwise cost ~2 GB; a real checkpoint's header is
+ * well under 1 MB and costs a few times its length). */
+#define SD_ST_MAX_HEADER 100000000ull
+#define SD_ST_MAX_HEADER_MEM (256ull << 20)
+
 typedef struct sd_safetensors {
     char *path;
-    void *map;
+    void *map;        /* the file mapping, or the caller's buffer (sd_st_open_mem) */
     size_t map_size;
+    int owns_map;     /* 1: map is our mmap */
     sd_st_tensor *t; /* sorted by name */
     int n;
     char **meta_key, **meta_val; /* the "__metadata__" string map */
@@ -38,6 +47,12 @@ typedef struct sd_safetensors {
 
 /* Opens and validates; on failure the message names the file (and tensor). */
 sdvk_status sd_st_open(const char *path, sd_safetensors **out);
+/* Same checks on a safetensors image in memory (a request body, a fuzz
+ * input). Not copied: buf must outlive the handle. name is used in messages. */
+sdvk_status sd_st_open_mem(const void *buf, size_t n, const char *name, sd_safetensors **out);
+/* Estimated bytes the parsed JSON of a header text takes (an upper bound for
+ * jansson 2.14 on 64-bit; tests/test_safetensors.c checks it). */
+uint64_t sd_st_json_cost(const char *text, size_t n);
 void sd_st_close(sd_safetensors *st);
 /* NULL if absent. */
 const sd_st_tensor *sd_st_find(const sd_safetensors *st, const char *name);

@@ -194,5 +194,158 @@ def jpeg_size(img, w, h):
     return jpeg_join(out, rest[:200])
 
 
+# ---- safetensors ----
+
+DT_SIZE = {"F32": 4, "F16": 2, "BF16": 2, "U8": 1, "I64": 8, "I8": 1}
+
+
+def st_file(tensors, meta=None, fill=0):
+    """tensors: list of (name, dtype, shape); data is `fill` bytes, gap-free."""
+    hdr, off, data = {}, 0, b""
+    for name, dt, shape in tensors:
+        n = DT_SIZE[dt]
+        for d in shape:
+            n *= d
+        hdr[name] = {"dtype": dt, "shape": list(shape), "data_offsets": [off, off + n]}
+        off += n
+        data += bytes([fill]) * n
+    if meta:
+        hdr["__metadata__"] = meta
+    h = json.dumps(hdr, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    return struct.pack("<Q", len(h)) + h + data
+
+
+CL = "cond_stage_model.transformer.text_model."
+UN = "model.diffusion_model."
+VA = "first_stage_model."
+
+
+def micro_clip(width=4, vocab=8, n_pos=77, layers=1, ffn=8, dt="F16"):
+    t = [(CL + "embeddings.token_embedding.weight", dt, (vocab, width)),
+         (CL + "embeddings.position_embedding.weight", dt, (n_pos, width))]
+    for l in range(layers):
+        p = CL + f"encoder.layers.{l}."
+        for n in ("layer_norm1", "layer_norm2"):
+            t += [(p + n + ".weight", dt, (width,)), (p + n + ".bias", dt, (width,))]
+        for n in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            t += [(p + "self_attn." + n + ".weight", dt, (width, width)),
+                  (p + "self_attn." + n + ".bias", dt, (width,))]
+        t += [(p + "mlp.fc1.weight", dt, (ffn, width)), (p + "mlp.fc1.bias", dt, (ffn,)),
+              (p + "mlp.fc2.weight", dt, (width, ffn)), (p + "mlp.fc2.bias", dt, (width,))]
+    t += [(CL + "final_layer_norm.weight", dt, (width,)), (CL + "final_layer_norm.bias", dt, (width,))]
+    return t
+
+
+def unet_skeleton(ch=32, in_ch=4, time_dim=8, ctx=16, levels=2, n_res=1, zero=None):
+    """The tensors architecture inference reads, with the extents it reads
+    (trailing dims shrunk to 1: the graph build then refuses them)."""
+    def sh(*d):
+        return d
+    t = [(UN + "input_blocks.0.0.weight", "U8", sh(ch, in_ch, 1, 1)),
+         (UN + "time_embed.0.weight", "U8", sh(time_dim, ch))]
+    blk = 1
+    for lv in range(levels):
+        for r in range(n_res):
+            t.append((UN + f"input_blocks.{blk}.0.in_layers.2.weight", "U8", sh(ch * (lv + 1), 1, 1, 1)))
+            if lv == 0:
+                t.append((UN + f"input_blocks.{blk}.1.proj_in.weight", "U8", sh(1, 1, 1, 1)))
+                t.append((UN + f"input_blocks.{blk}.1.transformer_blocks.0.attn1.to_q.weight", "U8", sh(1, 1)))
+                t.append((UN + f"input_blocks.{blk}.1.transformer_blocks.0.attn2.to_k.weight", "U8", sh(1, ctx)))
+            blk += 1
+        if lv + 1 < levels:
+            t.append((UN + f"input_blocks.{blk}.0.op.weight", "U8", sh(1, 1, 1, 1)))
+            blk += 1
+    t += [(UN + "out.2.weight", "U8", sh(4, 1, 1, 1)),
+          (UN + "middle_block.1.proj_in.weight", "U8", sh(1, 1, 1, 1)),
+          (UN + "middle_block.1.transformer_blocks.0.attn1.to_q.weight", "U8", sh(1, 1))]
+    return t
+
+
+def vae_skeleton(ch=32, levels=2, n_res=1, z=4, img=3, encoder=True, decoder=True):
+    t = []
+    if encoder:
+        t += [(VA + "encoder.conv_in.weight", "U8", (ch, img, 1, 1)),
+              (VA + "encoder.conv_out.weight", "U8", (2 * z, 1, 1, 1))]
+        for lv in range(levels):
+            for r in range(n_res):
+                t.append((VA + f"encoder.down.{lv}.block.{r}.conv1.weight", "U8", (1, 1, 1, 1)))
+            t.append((VA + f"encoder.down.{lv}.block.0.conv2.weight", "U8", (ch * (lv + 1), 1, 1, 1)))
+    if decoder:
+        t += [(VA + "decoder.conv_in.weight", "U8", (1, z, 1, 1)),
+              (VA + "decoder.conv_out.weight", "U8", (img, ch, 1, 1))]
+        for lv in range(levels):
+            for r in range(n_res + 1):
+                t.append((VA + f"decoder.up.{lv}.block.{r}.conv1.weight", "U8", (1, 1, 1, 1)))
+            t.append((VA + f"decoder.up.{lv}.block.0.conv2.weight", "U8", (ch * (lv + 1), 1, 1, 1)))
+    # drop duplicates (conv2 of block 0 listed once per level already)
+    seen, out = set(), []
+    for x in t:
+        if x[0] not in seen:
+            seen.add(x[0])
+            out.append(x)
+    return out
+
+
+def replace_shape(tensors, name_end, shape):
+    return [(n, d, shape if n.endswith(name_end) else s) for n, d, s in tensors]
+
+
+def safetensors_seeds():
+    out = os.path.join(CORPUS, "safetensors")
+    put(out, "micro_clip_f16.safetensors", st_file(micro_clip(), {"sdvk.clip.num_heads": "2"}, fill=0x3c))
+    put(out, "micro_clip_f32_2layers.safetensors", st_file(micro_clip(width=8, layers=2, dt="F32")))
+    put(out, "micro_clip_bf16_short.safetensors", st_file(micro_clip(n_pos=5, dt="BF16")))
+    put(out, "unet_skeleton.safetensors", st_file(unet_skeleton(), {"sdvk.unet.num_heads": "8"}))
+    put(out, "unet_skeleton_3levels.safetensors", st_file(unet_skeleton(levels=3, n_res=2)))
+    put(out, "vae_skeleton.safetensors", st_file(vae_skeleton(), {"sdvk.vae.scale_factor": "0.18215"}))
+    put(out, "vae_decoder_only.safetensors", st_file(vae_skeleton(encoder=False, levels=3)))
+    put(out, "all_skeletons.safetensors", st_file(micro_clip() + unet_skeleton() + vae_skeleton(),
+                                                  {"format": "pt"}))
+    put(out, "extras.safetensors", st_file(micro_clip() + [("alphas_cumprod", "F32", (4,)),
+                                                           ("model_ema.decay", "F32", ()),
+                                                           (CL + "embeddings.position_ids", "I64", (1, 3))]))
+    put(out, "empty_header.safetensors", struct.pack("<Q", 8) + b"{}      ")
+    put(out, "metadata_only.safetensors", st_file([], {"a": "b"}))
+    full = st_file(micro_clip())
+    put(out, "micro_clip_cut.safetensors", full[: len(full) - 100])
+
+    # Issue 19: zero-dimension tensors (0 bytes, so their other extents were
+    # never checked) reaching arch.c's int casts and divisions.
+    reg = os.path.join(CRASHES, "safetensors")
+    u, v = unet_skeleton(), vae_skeleton()
+    put(reg, "issue19-unet-zero-channels.safetensors",
+        st_file(replace_shape(replace_shape(u, "input_blocks.0.0.weight", (0, 4, 3, 3)),
+                              "time_embed.0.weight", (8, 0))))
+    put(reg, "issue19-unet-time-embed-zero.safetensors",
+        st_file(replace_shape(u, "time_embed.0.weight", (0, 0))))
+    put(reg, "issue19-unet-huge-dims.safetensors",
+        st_file(replace_shape(replace_shape(u, "input_blocks.0.0.weight", (2**32, 0, 3, 3)),
+                              "time_embed.0.weight", (8, 0))))
+    put(reg, "issue19-vae-encoder-zero-channels.safetensors",
+        st_file(replace_shape(vae_skeleton(decoder=False), "encoder.conv_in.weight", (0, 3, 3, 3))))
+    put(reg, "issue19-vae-encoder-intmin-by-minus1.safetensors",
+        st_file(replace_shape(replace_shape(vae_skeleton(decoder=False), "encoder.conv_in.weight",
+                                            (2**32 - 1, 0, 3, 3)),
+                              "encoder.down.0.block.0.conv2.weight", (2**31, 0, 1, 1))))
+    put(reg, "issue19-vae-decoder-zero-channels.safetensors",
+        st_file(replace_shape(vae_skeleton(encoder=False), "decoder.conv_out.weight", (3, 0, 3, 3))))
+    put(reg, "issue19-clip-zero-width.safetensors",
+        st_file(replace_shape(micro_clip(), "token_embedding.weight", (49408, 0)),
+                {"sdvk.clip.num_heads": "2"}))
+    put(reg, "issue19-clip-zero-vocab-positions.safetensors",
+        st_file(replace_shape(replace_shape(micro_clip(), "token_embedding.weight", (0, 4)),
+                              "position_embedding.weight", (0, 4))))
+    put(reg, "issue19-shape-2e40x2e40.safetensors", st_file_raw(
+        {"t": {"dtype": "F16", "shape": [2**40, 2**40], "data_offsets": [0, 0]}}))
+    put(reg, "issue19-shape-2e31x2e31-f32.safetensors", st_file_raw(
+        {"t": {"dtype": "F32", "shape": [2**31, 2**31], "data_offsets": [0, 16]}}, b"\0" * 16))
+
+
+def st_file_raw(hdr, data=b""):
+    h = json.dumps(hdr, separators=(",", ":")).encode()
+    return struct.pack("<Q", len(h)) + h + data
+
 if __name__ == "__main__":
     images()
+    safetensors_seeds()
