@@ -346,6 +346,50 @@ def st_file_raw(hdr, data=b""):
     h = json.dumps(hdr, separators=(",", ":")).encode()
     return struct.pack("<Q", len(h)) + h + data
 
+# ---- npy ----
+
+def npy_seeds():
+    out = os.path.join(CORPUS, "npy")
+    arrays = {
+        "f32_1x4x2x2.npy": np.arange(16, dtype="<f4").reshape(1, 4, 2, 2) / 3,
+        "f16_3.npy": np.array([1, -2, 65504], dtype="<f2"),
+        "f64_2x2.npy": np.array([[1e300, -1e-300], [np.inf, np.nan]], dtype="<f8"),
+        "i64_tokens.npy": np.array([[49406, 320, 2368, 49407]], dtype="<i8"),
+        "i32_1.npy": np.array([7], dtype="<i4"),
+        "u1_2x3.npy": np.arange(6, dtype="u1").reshape(2, 3),
+        "i1.npy": np.array([-128, 127], dtype="i1"),
+        "u4_big.npy": np.array([2**32 - 1], dtype="<u4"),
+        "i2_u2.npy": np.array([-5, 5], dtype="<i2"),
+        "scalar.npy": np.array(3.5, dtype="<f4"),
+        "empty_0x3.npy": np.zeros((0, 3), dtype="<f4"),
+        "big_endian.npy": np.array([1, 2], dtype=">f4"),
+        "fortran.npy": np.asfortranarray(np.arange(6, dtype="<f4").reshape(2, 3)),
+        "bool.npy": np.array([True, False]),
+    }
+    for name, a in arrays.items():
+        b = io.BytesIO()
+        np.save(b, a)
+        put(out, name, b.getvalue())
+    b = io.BytesIO()
+    np.lib.format.write_array(b, np.arange(4, dtype="<f4"), version=(2, 0))
+    put(out, "v2.npy", b.getvalue())
+    hdr = b"{'descr': '<f4', 'fortran_order': False, 'shape': (2L, 3L), }"
+    hdr += b" " * (-(10 + len(hdr) + 1) % 64) + b"\n"
+    put(out, "py2_long.npy", b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr + b"\0" * 24)
+    full = arrays["f32_1x4x2x2.npy"]
+    b = io.BytesIO()
+    np.save(b, full)
+    put(out, "cut.npy", b.getvalue()[:-10])
+    reg = os.path.join(CRASHES, "npy")
+    for name, shape in (("zero-then-huge", "(0, 4611686018427387904, 4611686018427387904)"),
+                        ("huge-then-zero", "(4611686018427387904, 4611686018427387904, 0)"),
+                        ("over-limit", "(1073741825,)")):
+        hdr = ("{'descr': '<f4', 'fortran_order': False, 'shape': %s, }" % shape).encode()
+        hdr += b" " * (-(10 + len(hdr) + 1) % 64) + b"\n"
+        put(reg, "limit-" + name + ".npy", b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr)
+
+
 if __name__ == "__main__":
     images()
     safetensors_seeds()
+    npy_seeds()
