@@ -20,11 +20,15 @@ add_test(NAME limits_input COMMAND test_input_limits ${input_args})
 set_tests_properties(limits_image limits_input PROPERTIES LABELS "unit;bad-input" TIMEOUT 120)
 
 add_executable(run_measured ${CMAKE_CURRENT_LIST_DIR}/run_measured.c)
-foreach(case init_huge_png init_64k_png init_huge_jpeg init_truncated_jpeg init_pgm16 init_png16
-        init_bad_huffman stage_huge_png model_2e40 model_zero_dim model_intmin)
+set(limits_cli_cases init_huge_png init_64k_png init_huge_jpeg init_truncated_jpeg init_pgm16
+    init_png16 init_bad_huffman stage_huge_png model_2e40 model_zero_dim model_intmin)
+if(EXISTS ${SDVK_TEST_DATA}/tiny/model.safetensors AND EXISTS ${SDVK_LIMITS_VOCAB})
+  list(APPEND limits_cli_cases prompt_100k)
+endif()
+foreach(case ${limits_cli_cases})
   add_test(NAME limits_cli_${case}
     COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/test_limits_cli.sh $<TARGET_FILE:sdvk_cli>
             $<TARGET_FILE:run_measured> ${SDVK_FUZZ_DIR} ${SDVK_LIMITS_VOCAB}
-            ${CMAKE_CURRENT_BINARY_DIR}/limits_work ${case})
+            ${SDVK_TEST_DATA}/tiny/model.safetensors ${CMAKE_CURRENT_BINARY_DIR}/limits_work ${case})
   set_tests_properties(limits_cli_${case} PROPERTIES LABELS "cli;bad-input" TIMEOUT 60)
 endforeach()

@@ -170,13 +170,20 @@ static void test_models(const char *dir) {
 }
 
 static void test_npy(const char *dir) {
-    static const char *files[] = {"limit-zero-then-huge", "limit-huge-then-zero", "limit-over-limit"};
+    /* A zero extent no longer hides huge ones; a shape whose data is
+     * missing is "truncated" before any allocation. */
+    static const char *files[][2] = {{"limit-zero-then-huge", "1073741824 elements (the limit"},
+                                     {"limit-huge-then-zero", "the limit is 1073741824 elements"},
+                                     {"limit-over-limit", "truncated"}};
     for (size_t i = 0; i < 3; i++) {
         char p[1024];
-        snprintf(p, sizeof p, "%s/crashes/npy/%s.npy", dir, files[i]);
+        snprintf(p, sizeof p, "%s/crashes/npy/%s.npy", dir, files[i][0]);
         sd_npy a;
         CHECK(sd_npy_load(p, &a) == SDVK_ERR_FORMAT && a.data == NULL);
-        CHECK(has("1073741824 elements (the limit"));
+        if (!has(files[i][1])) {
+            fprintf(stderr, "%s: unexpected message: %s\n", files[i][0], sdvk_last_error());
+            g_fail++;
+        }
         size_t n;
         uint8_t *b = read_all(p, &n);
         CHECK(b && sd_npy_load_mem(b, n, "mem.npy", &a) == SDVK_ERR_FORMAT && has("mem.npy"));
@@ -203,8 +210,10 @@ static void test_prompt(const char *vocab) {
         g_fail++;
         return;
     }
-    /* 100 kB of '(': refused (SD_PROMPT_MAX_BYTES) in well under a second;
-     * at the limit (64 kB, 32768 nested brackets) handled in under one. */
+    /* 100 kB of '(': refused (SD_PROMPT_MAX_BYTES) in well under a second.
+     * At the limit, 64 kB of "(a" (32768 unclosed brackets over 32768 spans)
+     * is the parser's quadratic worst case, as in A1111: 0.2 s in Release,
+     * 1.2 s under ASan; bounded loosely here. */
     for (int k = 0; k < 2; k++) {
         size_t len = k ? SD_PROMPT_MAX_BYTES : 100000;
         char *s = malloc(len + 1);
@@ -217,7 +226,7 @@ static void test_prompt(const char *vocab) {
         sdvk_status st = sd_tokenize_prompt(tok, s, 1, &ids, &w, &nc, &ch);
         double dt = now() - t0;
         printf("prompt of %zu bytes: %.3f s, %s\n", len, dt, st ? sdvk_last_error() : "ok");
-        CHECK(dt < 1.0);
+        CHECK(dt < (k ? 5.0 : 1.0));
         if (k == 0)
             CHECK(st == SDVK_ERR_INVALID_ARG && has("the limit for weighted prompts is 65536 bytes"));
         if (st == SDVK_OK) {

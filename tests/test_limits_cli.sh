@@ -4,9 +4,9 @@
 # the problem, and never crash. Inputs are the committed regression files of
 # tests/fuzz/crashes.
 #
-#   test_limits_cli.sh SDVK RUN_MEASURED FUZZ_DIR VOCAB WORK CASE
+#   test_limits_cli.sh SDVK RUN_MEASURED FUZZ_DIR VOCAB TINY_MODEL WORK CASE
 set -u
-SDVK=$1 RUN=$2 FUZZ=$3 VOCAB=$4 WORK=$5 CASE=$6
+SDVK=$1 RUN=$2 FUZZ=$3 VOCAB=$4 TINY=$5 WORK=$6 CASE=$7
 IMG=$FUZZ/crashes/image
 ST=$FUZZ/crashes/safetensors
 mkdir -p "$WORK/$CASE" && cd "$WORK/$CASE" || exit 1
@@ -61,6 +61,11 @@ model_zero_dim)     expect 1 "UNet model channels is 0" "limit 1..16384" -- \
                         "$SDVK" -m "$ST/issue19-unet-zero-channels.safetensors" -p x -W 64 -H 64 -o out.png ;;
 model_intmin)       expect 1 "VAE channels is 4294967295" "limit 32..16384" -- \
                         "$SDVK" -m "$ST/issue19-vae-encoder-intmin-by-minus1.safetensors" -p x -W 64 -H 64 -o out.png ;;
+prompt_100k)        # 100 kB of '(' (the A1111 parser is quadratic in brackets): refused by
+                    # SD_PROMPT_MAX_BYTES before parsing, after the model is opened.
+                    P=$(head -c 100000 /dev/zero | tr '\0' '(')
+                    expect 2 "prompt too long: 100000 bytes" "limit" -- \
+                        "$SDVK" -m "$TINY" --backend cpu -p "$P" -W 64 -H 64 -o out.png ;;
 *) echo "unknown case $CASE"; exit 2 ;;
 esac
 exit $FAILED

@@ -301,24 +301,32 @@ static sdvk_status npy_read(FILE *fp, uint64_t fsize, const char *path, sd_npy *
     if (s != SDVK_OK)
         return s;
 
-    /* Non-zero extents multiply to at most the limit even when another is
-     * zero, so no caller's partial product of extents can overflow. */
+    /* Non-zero extents must multiply to at most the limit even when another
+     * is zero, so that no caller's partial product of extents overflows. */
     uint64_t n = 1, nz = 1;
+    int over = 0;
     for (int i = 0; i < out->ndim; i++) {
         uint64_t d = (uint64_t)out->ne[i];
-        if (d > (uint64_t)SD_NPY_MAX_ELEMS || (d && nz > (uint64_t)SD_NPY_MAX_ELEMS / d))
+        if (d && n > (UINT64_MAX >> 4) / d)
             return sd_err(SDVK_ERR_FORMAT,
-                          "%s: npy: shape has more than %lld elements (the limit for arrays)", path,
-                          (long long)SD_NPY_MAX_ELEMS);
-        if (d)
-            nz *= d;
+                          "%s: npy: absurd shape (element count overflows; the limit is %lld "
+                          "elements)",
+                          path, (long long)SD_NPY_MAX_ELEMS);
         n *= d;
+        if (d > (uint64_t)SD_NPY_MAX_ELEMS || (d && nz > (uint64_t)SD_NPY_MAX_ELEMS / d))
+            over = 1;
+        else if (d)
+            nz *= d;
     }
     uint64_t avail = fsize - hstart - hlen, need = n * (uint64_t)src_size;
     if (need > avail)
         return sd_err(SDVK_ERR_FORMAT,
                       "%s: npy: truncated data: shape needs %llu bytes, file has %llu", path,
                       (unsigned long long)need, (unsigned long long)avail);
+    if (over)
+        return sd_err(SDVK_ERR_FORMAT,
+                      "%s: npy: shape has more than %lld elements (the limit for arrays)", path,
+                      (long long)SD_NPY_MAX_ELEMS);
     out->data = malloc(n ? (size_t)n * 4 : 1);
     uint8_t *raw = (src_type == NPY_F4 || src_type == NPY_I4) ? out->data : malloc(need ? (size_t)need : 1);
     if (!out->data || !raw) {

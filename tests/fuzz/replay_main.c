@@ -97,7 +97,8 @@ int main(int argc, char **argv) {
             n++;
         }
         closedir(d);
-        qsort(names, n, sizeof *names, cmp_str);
+        if (n)
+            qsort(names, n, sizeof *names, cmp_str);
         for (size_t k = 0; k < n; k++) {
             if (stat(names[k], &sb) == 0 && S_ISREG(sb.st_mode))
                 bad |= run_file(names[k], &n_run, &slowest, slowest_name, sizeof slowest_name);
