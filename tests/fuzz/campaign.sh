@@ -14,6 +14,9 @@
 # $SDVK_FUZZ_ROOT/TARGET.log; the full fuzzer output goes to
 # $SDVK_FUZZ_ROOT/out/TARGET-<date>.txt. A lock file makes concurrent calls
 # wait for each other: never two fuzzers at once on a small machine.
+# The body is one function, parsed whole before it runs: editing this file
+# while a campaign runs cannot change what the running shell executes.
+main() {
 set -euo pipefail
 if [ $# -lt 2 ]; then
     echo "usage: $0 safetensors|image|prompt|npy SECONDS" >&2
@@ -87,3 +90,6 @@ while [ "$remaining" -ge 10 ] && [ "$findings" -lt 5 ]; do
     if [ "$finding" = none ]; then break; fi
 done
 tail -n 2 "$log"
+}
+main "$@"
+exit $?
