@@ -1,7 +1,7 @@
 /* Image resampling: separable Lanczos-3 with the arithmetic of PIL's
  * Image.resize(size, Image.LANCZOS), which A1111 uses for init images and
  * masks, so the same input gives the same pixels (see
- * tests/test_image_resize.c for the measured agreement).
+ * tests/test_image_limits.c: bit-identical on its goldens).
  *
  * Per axis and per output index o: the filter is centred on the input
  * coordinate (o + 0.5) * in/out; when shrinking it is widened by the scale

@@ -51,7 +51,7 @@ sdvk_status sd_st_open(const char *path, sd_safetensors **out);
  * input). Not copied: buf must outlive the handle. name is used in messages. */
 sdvk_status sd_st_open_mem(const void *buf, size_t n, const char *name, sd_safetensors **out);
 /* Estimated bytes the parsed JSON of a header text takes (an upper bound for
- * jansson 2.14 on 64-bit; tests/test_safetensors.c checks it). */
+ * jansson 2.14 on 64-bit; tests/test_input_limits.c checks it). */
 uint64_t sd_st_json_cost(const char *text, size_t n);
 void sd_st_close(sd_safetensors *st);
 /* NULL if absent. */
