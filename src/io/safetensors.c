@@ -203,7 +203,10 @@ static sdvk_status parse_entry(const sd_safetensors *st, sd_st_tensor *t, json_t
  * grows: 24); an object a json_t with its hashtable (96) plus 8 buckets of
  * 16 bytes (144) that double as members arrive, and per member a pair of
  * ~56 bytes plus the key (88 + key length), plus 32 bytes of buckets. Each
- * term below is rounded up from these, so the sum bounds the real use. */
+ * term below is rounded up from these, so the sum bounds the real use. The
+ * lexer also keeps one buffer for the current token (grown by doubling,
+ * never shrunk), and a string is copied out of it: up to 3x the longest
+ * token, added once. */
 #define JC_NUMBER 48u   /* value + its slot in the parent */
 #define JC_STRING 96u   /* json_t + text allocation overhead + slot (+ text length) */
 #define JC_ARRAY 160u   /* json_t + initial table + slot */
@@ -212,19 +215,23 @@ static sdvk_status parse_entry(const sd_safetensors *st, sd_st_tensor *t, json_t
 
 uint64_t sd_st_json_cost(const char *text, size_t n) {
     uint64_t cost = 0;
-    size_t i = 0;
+    size_t i = 0, longest = 0;
     while (i < n) {
         char c = text[i];
         if (c == '"') {
             size_t j = i + 1;
             while (j < n && text[j] != '"') j += text[j] == '\\' ? 2 : 1;
             cost += JC_STRING + (j - i) + JC_ELEMENT; /* a key's pair costs about as much */
+            longest = j - i > longest ? j - i : longest;
             i = j + 1;
         } else if (c == '-' || (c >= '0' && c <= '9')) {
-            while (i < n && (text[i] == '-' || text[i] == '+' || text[i] == '.' || text[i] == 'e' ||
-                             text[i] == 'E' || (text[i] >= '0' && text[i] <= '9')))
-                i++;
+            size_t j = i;
+            while (j < n && (text[j] == '-' || text[j] == '+' || text[j] == '.' || text[j] == 'e' ||
+                             text[j] == 'E' || (text[j] >= '0' && text[j] <= '9')))
+                j++;
             cost += JC_NUMBER;
+            longest = j - i > longest ? j - i : longest;
+            i = j;
         } else {
             if (c == '[')
                 cost += JC_ARRAY;
@@ -235,7 +242,7 @@ uint64_t sd_st_json_cost(const char *text, size_t n) {
             i++;
         }
     }
-    return cost;
+    return cost + 3 * (uint64_t)longest + 64;
 }
 
 /* Parses and validates the safetensors image m[0..size). */

@@ -6,7 +6,13 @@
  * input, the architecture numbers in range), reads every tensor's bytes
  * (ASan checks the bounds), and builds and plans the graph of each network
  * the checkpoint has, with small inputs, without running it: the graph
- * builders check every weight's shape against the architecture. */
+ * builders check every weight's shape against the architecture.
+ *
+ * jansson's allocations are counted: whenever a header was parsed, its
+ * peak must stay within sd_st_json_cost's estimate (the estimate is what
+ * SD_ST_MAX_HEADER_MEM is checked against, so it must be an upper bound). */
+#include <jansson.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +53,48 @@ static void check_arch(const sd_model *m) {
     }
 }
 
+static size_t g_cur, g_peak;
+
+static void *count_malloc(size_t n) {
+    size_t *p = malloc(n + 16);
+    if (!p)
+        return NULL;
+    p[0] = malloc_usable_size(p);
+    g_cur += p[0];
+    if (g_cur > g_peak)
+        g_peak = g_cur;
+    return p + 2;
+}
+
+static void count_free(void *q) {
+    if (!q)
+        return;
+    size_t *p = (size_t *)q - 2;
+    g_cur -= p[0];
+    free(p);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc;
+    (void)argv;
+    json_set_alloc_funcs(count_malloc, count_free);
+    return 0;
+}
+
+/* The header's parse peak against its estimate. */
+static void check_json_cost(const uint8_t *data, size_t size) {
+    if (size < 8 || g_peak == 0)
+        return;
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--) hl = hl << 8 | data[i];
+    if (hl > size - 8)
+        return;
+    uint64_t est = sd_st_json_cost((const char *)data + 8, (size_t)hl);
+    if (g_peak > est)
+        fprintf(stderr, "header parse peak %zu > estimate %llu\n", g_peak, (unsigned long long)est);
+    FUZZ_CHECK(g_peak <= est);
+}
+
 typedef int (*build1_fn)(sd_graph *g, const sd_model *m, int in);
 
 /* Builds one network's graph on an input of shape ne and plans it. */
@@ -82,7 +130,10 @@ static void build_unet(const sd_model *m) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     sd_model *m = NULL;
-    if (sd_model_open_mem(data, size, "fuzz.safetensors", &m) != SDVK_OK) {
+    g_cur = g_peak = 0;
+    sdvk_status s = sd_model_open_mem(data, size, "fuzz.safetensors", &m);
+    check_json_cost(data, size);
+    if (s != SDVK_OK) {
         FUZZ_CHECK_MSG();
         FUZZ_CHECK(m == NULL);
         return 0;
