@@ -19,7 +19,6 @@
 
 #include "../core/status.h"
 
-
 static const struct {
     const char *name;
     size_t size;
