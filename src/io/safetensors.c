@@ -203,9 +203,10 @@ static sdvk_status parse_entry(const sd_safetensors *st, sd_st_tensor *t, json_t
  * 16 bytes (144) that double as members arrive, and per member a pair of
  * ~56 bytes plus the key (88 + key length), plus 32 bytes of buckets. Each
  * term below is rounded up from these, so the sum bounds the real use. The
- * lexer also keeps one buffer for the current token (grown by doubling,
- * never shrunk), and a string is copied out of it: up to 3x the longest
- * token, added once. */
+ * lexer also keeps one buffer for the current token (a string, a number,
+ * or a run of letters it reads as a would-be true/false/null; grown by
+ * doubling, never shrunk), and a string is copied out of it: up to 3x the
+ * longest token, plus its fixed allocations, added once. */
 #define JC_NUMBER 48u   /* value + its slot in the parent */
 #define JC_STRING 96u   /* json_t + text allocation overhead + slot (+ text length) */
 #define JC_ARRAY 160u   /* json_t + initial table + slot */
@@ -231,6 +232,12 @@ uint64_t sd_st_json_cost(const char *text, size_t n) {
             cost += JC_NUMBER;
             longest = j - i > longest ? j - i : longest;
             i = j;
+        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+            size_t j = i; /* true/false/null are shared singletons: no value cost */
+            while (j < n && ((text[j] >= 'a' && text[j] <= 'z') || (text[j] >= 'A' && text[j] <= 'Z')))
+                j++;
+            longest = j - i > longest ? j - i : longest;
+            i = j;
         } else {
             if (c == '[')
                 cost += JC_ARRAY;
@@ -241,7 +248,7 @@ uint64_t sd_st_json_cost(const char *text, size_t n) {
             i++;
         }
     }
-    return cost + 3 * (uint64_t)longest + 64;
+    return cost + 3 * (uint64_t)longest + 256;
 }
 
 /* Parses and validates the safetensors image m[0..size). */
