@@ -99,6 +99,9 @@ static void test_caps(void) {
     CHECK(load("crashes/image/issue19-jpeg-65500x65500-header.jpg", NULL, &img) == SDVK_ERR_FORMAT);
     CHECK(has("limit of 16384 pixels per side"));
     CHECK((double)(clock() - t0) / CLOCKS_PER_SEC < 0.5);
+    /* A valid progressive JPEG of 190 scans: stopped at the scan limit. */
+    CHECK(load("crashes/image/limit-jpeg-190-scans.jpg", NULL, &img) == SDVK_ERR_FORMAT);
+    CHECK(has("more than 100 scans"));
 
     /* The caller's caps: pixels, side, bytes, formats. */
     lim.max_pixels = 100;
