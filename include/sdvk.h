@@ -290,13 +290,16 @@ typedef struct sdvk_image_limits {
     int64_t max_pixels; /* default 8192*8192 */
     int max_side;       /* default 16384 */
 } sdvk_image_limits;
-/* Loads PNG, JPEG or BMP as 8-bit RGB (alpha dropped over black, grey
- * expanded); the pixel count is checked against the limits from the header,
- * before any allocation. lim may be NULL. */
+/* Loads PNG (libpng), JPEG (libjpeg-turbo) or uncompressed BMP as 8-bit
+ * RGB (alpha dropped, grey and palettes expanded: the stored values, as PIL
+ * gives them); sizes are checked against the limits from the header, before
+ * any allocation, and every refusal says which limit or format. lim may be
+ * NULL (defaults). _mem decodes a buffer (a request body). */
 sdvk_status sdvk_image_load(const char *path, const sdvk_image_limits *lim, sdvk_image *out);
 sdvk_status sdvk_image_load_mem(const void *data, size_t n, const sdvk_image_limits *lim,
                                 sdvk_image *out);
-/* Resamples to w x h (Lanczos-style for downscaling, bilinear-style up). */
+/* Resamples to w x h with Lanczos-3, as PIL's resize(LANCZOS) (what A1111
+ * uses): bit-identical to Pillow <= 12. */
 sdvk_status sdvk_image_resize(const sdvk_image *in, int w, int h, sdvk_image *out);
 /* PNG with a tEXt chunk "parameters" = infotext (NULL: none), as A1111
  * writes it (its "PNG info" and civitai read it). */

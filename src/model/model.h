@@ -9,6 +9,16 @@
 
 #define SD_MAX_LEVELS 8
 
+/* Ranges the architecture numbers read from a checkpoint's shapes must lie
+ * in (each refusal names the tensor and the range). SD v1.5 has CLIP width
+ * 768, vocabulary 49408, 77 positions, 12 layers, UNet 320 channels, VAE
+ * 128 channels, 4 image/latent channels (9 for inpainting UNets). */
+#define SD_ARCH_MAX_CHANNELS 16384 /* widths and channel counts */
+#define SD_ARCH_MAX_IO_CHANNELS 64 /* image and latent channels */
+#define SD_ARCH_MAX_VOCAB (1 << 20)
+#define SD_ARCH_MAX_POSITIONS 4096
+#define SD_ARCH_MAX_BLOCKS 64      /* layers, res blocks per level, transformer depth */
+
 typedef struct sd_clip_arch {
     int present;
     int width, layers, heads, vocab, n_pos, ffn;
@@ -47,6 +57,9 @@ sdvk_status sd_model_open(const char *path, sd_model **out);
  * a .ckpt or a diffusers folder; vae_path (NULL: none) a separate VAE that
  * replaces the checkpoint's. */
 sdvk_status sd_model_open_ex(const char *path, const char *vae_path, sd_model **out);
+/* The same on a safetensors image in memory (not copied: buf must outlive
+ * the model); name is used in messages. */
+sdvk_status sd_model_open_mem(const void *buf, size_t n, const char *name, sd_model **out);
 void sd_model_close(sd_model *m);
 /* One line per network, for --verbose. */
 void sd_model_describe(const sd_model *m, char *buf, size_t n);
