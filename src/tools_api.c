@@ -21,6 +21,7 @@ static void to_limits(const sdvk_image_limits *in, sd_image_limits *out) {
 sdvk_status sdvk_image_load(const char *path, const sdvk_image_limits *lim, sdvk_image *out) {
     sd_image_limits l;
     to_limits(lim, &l);
+    l.name = path;
     return sd_image_load_ex(path, &l, out);
 }
 
