@@ -19,6 +19,10 @@ void sd_ref_matmul(const sd_cpu_ctx *c);
 void *sd_ref_matmul_prep(const sd_graph *g, const sd_node *n, const void *const *raw);
 void sd_ref_conv2d(const sd_cpu_ctx *c);
 void *sd_ref_conv2d_prep(const sd_graph *g, const sd_node *n, const void *const *raw);
+/* The same, quantising eligible weights to q8 first (options.weights = q8). */
+void *sd_ref_matmul_prep_q8(const sd_graph *g, const sd_node *n, const void *const *raw);
+void *sd_ref_conv2d_prep_q8(const sd_graph *g, const sd_node *n, const void *const *raw);
+size_t sd_ref_prep_size(sd_op op, const void *p);
 void sd_ref_group_norm(const sd_cpu_ctx *c);
 void sd_ref_layer_norm(const sd_cpu_ctx *c);
 void sd_ref_attention(const sd_cpu_ctx *c);
