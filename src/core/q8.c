@@ -2,6 +2,7 @@
 #include "q8.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "status.h"
 
@@ -12,6 +13,13 @@ int sd_q8_eligible(int ndim, const int64_t *ne) {
         if (ne[d] <= 0)
             return 0;
     return ne[1] % SD_Q8_BLOCK == 0;
+}
+
+int sd_q8_wanted(const char *name, int ndim, const int64_t *ne) {
+    size_t n = name ? strlen(name) : 0;
+    if (n < 7 || strcmp(name + n - 7, ".weight") || strstr(name, "embedding"))
+        return 0;
+    return sd_q8_eligible(ndim, ne);
 }
 
 void sd_q8_scale_shape(int ndim, const int64_t *ne, int64_t *out) {

@@ -43,6 +43,13 @@
 
 /* 1 when a weight of this shape can be q8 (see above). */
 int sd_q8_eligible(int ndim, const int64_t *ne);
+/* Whether a file converter (`sdvk convert --type q8`) makes tensor `name`
+ * 8-bit: an eligible matmul/conv weight (".weight", 2-D or 4-D, dim 1 a
+ * multiple of 32) that is not an embedding table (token_embedding,
+ * position_embedding: looked up, not multiplied). These are exactly the
+ * weights --weights q8 quantises in an SD v1.x checkpoint, so a converted
+ * file computes bit for bit what --weights q8 on the original does. */
+int sd_q8_wanted(const char *name, int ndim, const int64_t *ne);
 /* Shape of its scales: ne0, ne1 / 32, then the remaining dims. */
 void sd_q8_scale_shape(int ndim, const int64_t *ne, int64_t *out);
 /* Number of scales (nelem / 32). */
