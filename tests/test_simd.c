@@ -303,7 +303,8 @@ static void test_act(sd_op op, int64_t B, int64_t L, int64_t C, float amp) {
     int64_t xne[3] = {B, L, op == SD_OP_GEGLU ? 2 * C : C};
     int x = add_input(g, &f, 3, xne, amp, "x");
     int o = op == SD_OP_GEGLU ? sd_geglu(g, x) : op == SD_OP_GELU ? sd_gelu(g, x)
-            : op == SD_OP_SILU ? sd_silu(g, x) : sd_quick_gelu(g, x);
+            : op == SD_OP_SILU ? sd_silu(g, x) : op == SD_OP_RELU ? sd_relu(g, x)
+            : op == SD_OP_TANH ? sd_tanh(g, x) : sd_quick_gelu(g, x);
     o = sd_graph_output(g, o);
     char what[160];
     snprintf(what, sizeof what, "%s B=%lld L=%lld C=%lld amp=%g", sd_op_name(op), (long long)B, (long long)L,
@@ -420,8 +421,8 @@ static void run_all(void) {
     test_conv(1, 6, 5, 32, 9, 3, 2, 1, 0, 1, 1, SD_Q8, 1, 1);
     g_skip_prep = 0;
     /* activations: odd sizes (chunk tails), wide range incl. large |x| */
-    for (int op = 0; op < 4; op++) {
-        sd_op ops[4] = {SD_OP_GEGLU, SD_OP_GELU, SD_OP_QUICK_GELU, SD_OP_SILU};
+    for (int op = 0; op < 6; op++) {
+        sd_op ops[6] = {SD_OP_GEGLU, SD_OP_GELU, SD_OP_QUICK_GELU, SD_OP_SILU, SD_OP_RELU, SD_OP_TANH};
         test_act(ops[op], 1, 3, 5, 3.0f);
         test_act(ops[op], 2, 37, 321, 6.0f);
         test_act(ops[op], 1, 9, 2000, 30.0f);

@@ -234,6 +234,8 @@ static int b_unary(sd_graph *g, conf_case *c, const int *p) {
     case SD_OP_GELU: return sd_gelu(g, x);
     case SD_OP_QUICK_GELU: return sd_quick_gelu(g, x);
     case SD_OP_SILU: return sd_silu(g, x);
+    case SD_OP_RELU: return sd_relu(g, x);
+    case SD_OP_TANH: return sd_tanh(g, x);
     case SD_OP_SCALE: return sd_scale(g, x, -0.7f, 0.3f);
     case SD_OP_UPSAMPLE2X: return sd_upsample2x(g, x);
     default: return -1;
@@ -408,6 +410,8 @@ static const case_def k_cases[] = {
     {SD_OP_QUICK_GELU, b_unary, {SD_OP_QUICK_GELU, 3, 2, 7, 33}, 1e-5},
     {SD_OP_SILU, b_unary, {SD_OP_SILU, 4, 2, 5, 7, 9}, 1e-5},
     {SD_OP_SCALE, b_unary, {SD_OP_SCALE, 2, 5, 7}, 1e-5},
+    {SD_OP_RELU, b_unary, {SD_OP_RELU, 3, 2, 7, 33}, 1e-5},
+    {SD_OP_TANH, b_unary, {SD_OP_TANH, 2, 5, 999}, 1e-5},
     {SD_OP_UPSAMPLE2X, b_unary, {SD_OP_UPSAMPLE2X, 4, 2, 3, 5, 6}, 1e-5},
     {SD_OP_UPSAMPLE2X, b_upcrop, {2, 3, 5, 6, 1, 0}, 1e-5},
     {SD_OP_UPSAMPLE2X, b_upcrop, {1, 4, 3, 8, 1, 1}, 1e-5},

@@ -335,6 +335,8 @@ static int unary(sd_graph *g, sd_op op, int x) {
 int sd_gelu(sd_graph *g, int x) { return unary(g, SD_OP_GELU, x); }
 int sd_quick_gelu(sd_graph *g, int x) { return unary(g, SD_OP_QUICK_GELU, x); }
 int sd_silu(sd_graph *g, int x) { return unary(g, SD_OP_SILU, x); }
+int sd_relu(sd_graph *g, int x) { return unary(g, SD_OP_RELU, x); }
+int sd_tanh(sd_graph *g, int x) { return unary(g, SD_OP_TANH, x); }
 
 static int binary(sd_graph *g, sd_op op, int a, int b) {
     CHECK_IN(a, b);

@@ -114,6 +114,8 @@ int sd_geglu(sd_graph *g, int x);
 int sd_gelu(sd_graph *g, int x);
 int sd_quick_gelu(sd_graph *g, int x);
 int sd_silu(sd_graph *g, int x);
+int sd_relu(sd_graph *g, int x);
+int sd_tanh(sd_graph *g, int x);
 int sd_add(sd_graph *g, int a, int b);
 int sd_mul(sd_graph *g, int a, int b);
 int sd_scale(sd_graph *g, int x, float mul, float add);

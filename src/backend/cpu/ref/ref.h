@@ -30,6 +30,8 @@ void sd_ref_geglu(const sd_cpu_ctx *c);
 void sd_ref_gelu(const sd_cpu_ctx *c);
 void sd_ref_quick_gelu(const sd_cpu_ctx *c);
 void sd_ref_silu(const sd_cpu_ctx *c);
+void sd_ref_relu(const sd_cpu_ctx *c);
+void sd_ref_tanh(const sd_cpu_ctx *c);
 void sd_ref_add(const sd_cpu_ctx *c);
 void sd_ref_mul(const sd_cpu_ctx *c);
 void sd_ref_scale(const sd_cpu_ctx *c);

@@ -28,6 +28,8 @@ void sd_cpu_ref_kernels(sd_cpu_kernels *k) {
     k->fn[SD_OP_CFG_COMBINE] = sd_ref_cfg_combine;
     k->fn[SD_OP_SAMPLER_STEP] = sd_ref_sampler_step;
     k->fn[SD_OP_COPY] = sd_ref_copy;
+    k->fn[SD_OP_RELU] = sd_ref_relu;
+    k->fn[SD_OP_TANH] = sd_ref_tanh;
     /* matmul and conv read their weights (and bias) from the raw checkpoint
      * data while packing, so they need no separate f32 copy */
     k->prep[SD_OP_MATMUL] = sd_ref_matmul_prep;
