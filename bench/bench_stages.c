@@ -3,7 +3,10 @@
  * (first run includes preparing the graph: weight conversion/upload) and
  * peak RSS.
  *   bench_stages MODEL [--size 512] [--backend cpu|vulkan|auto] [--threads N]
- *                      [--stages clip,unet,decode,encode] [--repeat R]     */
+ *                      [--stages clip,unet,decode,encode] [--repeat R]
+ *                      [--isa ISA] [--weights auto|q8]
+ * Each run also prints its CPU seconds (all threads), which other jobs on
+ * the machine do not inflate as they do the wall time. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,13 @@ static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* CPU seconds of the process: robust against other jobs on the machine. */
+static double cpu_s(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
 }
 
 static double peak_rss_gb(void) {
@@ -34,15 +44,15 @@ static float *randn(size_t n, unsigned seed) {
 #define RUN(name, expr)                                                                      \
     do {                                                                                     \
         for (int r_ = 0; r_ < repeat + 1; r_++) {                                            \
-            double t0_ = now();                                                              \
+            double t0_ = now(), c0_ = cpu_s();                                               \
             sdvk_status s_ = (expr);                                                         \
-            double dt_ = now() - t0_;                                                        \
+            double dt_ = now() - t0_, dc_ = cpu_s() - c0_;                                   \
             if (s_) {                                                                        \
                 fprintf(stderr, "%s: %s\n", name, sdvk_last_error());                        \
                 return 1;                                                                    \
             }                                                                                \
-            printf("%-12s %s %8.3f s   peak RSS %.2f GB\n", name, r_ ? "run    " : "1st run", \
-                   dt_, peak_rss_gb());                                                     \
+            printf("%-12s %s %8.3f s  %8.3f cpu-s   peak RSS %.2f GB\n", name,              \
+                   r_ ? "run    " : "1st run", dt_, dc_, peak_rss_gb());                      \
             fflush(stdout);                                                                  \
             free(out);                                                                       \
             out = NULL;                                                                      \
@@ -52,7 +62,8 @@ static float *randn(size_t n, unsigned seed) {
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: bench_stages MODEL [--size 512] [--backend cpu|vulkan|auto] "
-                        "[--threads N] [--stages clip,unet,decode,encode] [--repeat R]\n");
+                        "[--threads N] [--stages clip,unet,decode,encode] [--repeat R] "
+                        "[--isa avx2|avx512|...] [--weights auto|q8]\n");
         return 2;
     }
     int size = 512, repeat = 1;
@@ -65,6 +76,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--threads")) opt.n_threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--stages")) stages = argv[i + 1];
         else if (!strcmp(argv[i], "--repeat")) repeat = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--isa")) opt.cpu_isa = argv[i + 1];
+        else if (!strcmp(argv[i], "--weights"))
+            opt.weights = !strcmp(argv[i + 1], "q8") ? SDVK_WEIGHTS_Q8 : SDVK_WEIGHTS_AUTO;
         else if (!strcmp(argv[i], "--backend"))
             opt.backend = !strcmp(argv[i + 1], "vulkan") ? SDVK_BACKEND_VULKAN
                           : !strcmp(argv[i + 1], "auto") ? SDVK_BACKEND_AUTO : SDVK_BACKEND_CPU;

@@ -94,6 +94,14 @@ typedef enum sdvk_precision {
     SDVK_PRECISION_BF16 = 3  /* CPU only: AVX-512 BF16 GEMM */
 } sdvk_precision;
 
+/* Weight storage of the compute backend. */
+typedef enum sdvk_weights {
+    SDVK_WEIGHTS_AUTO = 0, /* as the file stores them (f32, f16, bf16, or 8-bit from `sdvk convert`) */
+    SDVK_WEIGHTS_Q8 = 1    /* CPU: matmul/conv weights made 8-bit at load (int8 + an fp16 scale per
+                              32 values, q8_0-like): about half of f16's memory; Vulkan keeps its
+                              own precision */
+} sdvk_weights;
+
 /* Samplers, by their k-diffusion names (sdvk_sampler_name) with A1111's
  * display names (sdvk_sampler_display_name). */
 typedef enum sdvk_sampler {
@@ -190,6 +198,7 @@ typedef struct sdvk_options {
     int verbose;            /* 1: log INFO (backend choices, per-stage timings); 2: DEBUG */
     sdvk_log_fn log;        /* NULL: messages go to stderr as "sdvk: ..." */
     void *log_user;
+    sdvk_weights weights;   /* weight storage (AUTO: as stored) */
 } sdvk_options;
 
 void sdvk_options_default(sdvk_options *opt);

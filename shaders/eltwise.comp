@@ -44,6 +44,9 @@ float value(uint i) {
     if (OP == OP_GELU) return sd_gelu(LDW(a, 1, p.oa + i));
     if (OP == OP_QUICK_GELU) { float x = LDW(a, 1, p.oa + i); return x * sd_sigmoid(1.702 * x); }
     if (OP == OP_SILU) { float x = LDW(a, 1, p.oa + i); return x * sd_sigmoid(x); }
+    if (OP == OP_RELU) { float x = LDW(a, 1, p.oa + i); return x < 0.0 ? 0.0 : x; }
+    // tanh(15) is 1 in fp32; the clamp keeps drivers' exp-based tanh finite
+    if (OP == OP_TANH) return tanh(clamp(LDW(a, 1, p.oa + i), -15.0, 15.0));
     if (OP == OP_GEGLU) {
         uint N = p.q[0], r = i / N, k = i % N;
         return LDW(a, 1, p.oa + r * 2 * N + k) * sd_gelu(LDW(a, 1, p.oa + r * 2 * N + N + k));

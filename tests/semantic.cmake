@@ -15,6 +15,9 @@ if(EXISTS ${SDVK_DEMO_DIR}/sdvk-demo.safetensors)
            --sampler euler_a --scheduler discrete)
   add_test(NAME semantic_cpu_ddpm COMMAND test_semantic ${SDVK_DEMO_DIR} cpu --min-rate 0.9
            --sampler ddpm --scheduler discrete)
+  # 8-bit weights made at load (--weights q8): the same bar as f16.
+  add_test(NAME semantic_cpu_q8 COMMAND test_semantic ${SDVK_DEMO_DIR} cpu --min-rate 0.9 --weights q8)
+  set_tests_properties(semantic_cpu_q8 PROPERTIES LABELS "semantic")
   # Without a Vulkan driver test_semantic runs the CPU path and says so.
   # One seed per prompt there: lavapipe is far slower than the CPU backend.
   add_test(NAME semantic_vulkan COMMAND test_semantic ${SDVK_DEMO_DIR} vulkan --seeds 1 --min-rate 0.9)

@@ -55,6 +55,8 @@ static int build_node(sd_graph *g, const char *op, const int *in, const json_t *
     case SD_OP_CFG_COMBINE: return sd_cfg_combine(g, in[0], in[1]);
     case SD_OP_SAMPLER_STEP: return sd_sampler_step(g, in[0], i[1], in[1], in[2], in[3], i[0]);
     case SD_OP_COPY: return sd_copy_into(g, in[0], in[1]);
+    case SD_OP_RELU: return sd_relu(g, in[0]);
+    case SD_OP_TANH: return sd_tanh(g, in[0]);
     default: return sd_graph_fail(g, SDVK_ERR_INVALID_ARG, "unknown op %s", op);
     }
 }

@@ -246,7 +246,7 @@ static int inpaint_test(sdvk_ctx *ctx, const sdvk_gen_params *base, int n_seeds,
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: %s MODEL_DIR cpu|vulkan [--cfg X] [--seeds N] [--check all|colours|colour] [--min-rate R]\n"
-                "       [--expect-max-rate R] [--sampler S] [--scheduler S] [--rng R] [-v]\n",
+                "       [--expect-max-rate R] [--sampler S] [--scheduler S] [--rng R] [--weights auto|q8] [-v]\n",
                 argv[0]);
         return 2;
     }
@@ -260,6 +260,7 @@ int main(int argc, char **argv) {
     double max_rate = -1, min_rate = 0.9;
     int verbose = 0, n_seeds = N_SEEDS, check = 0; /* 0 all, 1 colour, 2 colours */
     int inpaint = 0;
+    sdvk_weights weights = SDVK_WEIGHTS_AUTO;
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--cfg") && i + 1 < argc)
             cfg = strtof(argv[++i], NULL);
@@ -303,6 +304,13 @@ int main(int argc, char **argv) {
                 return 2;
             }
             check = !strcmp(w, "colour") ? 1 : !strcmp(w, "colours") ? 2 : 0;
+        } else if (!strcmp(argv[i], "--weights") && i + 1 < argc) {
+            const char *w = argv[++i];
+            if (strcmp(w, "auto") && strcmp(w, "q8")) {
+                fprintf(stderr, "--weights: auto or q8\n");
+                return 2;
+            }
+            weights = !strcmp(w, "q8") ? SDVK_WEIGHTS_Q8 : SDVK_WEIGHTS_AUTO;
         } else if (!strcmp(argv[i], "-v"))
             verbose = 1;
         else {
@@ -318,6 +326,7 @@ int main(int argc, char **argv) {
     sdvk_options_default(&opt);
     opt.vocab_path = vocab;
     opt.backend = !strcmp(backend, "vulkan") ? SDVK_BACKEND_VULKAN : SDVK_BACKEND_CPU;
+    opt.weights = weights;
     sdvk_ctx *ctx = NULL;
     sdvk_status s = sdvk_create(model, &opt, &ctx);
     if (s && opt.backend == SDVK_BACKEND_VULKAN) {

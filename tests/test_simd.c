@@ -14,6 +14,7 @@
 #include "backend/cpu/simd/simd.h"
 #include "core/graph.h"
 #include "core/pool.h"
+#include "core/q8.h"
 #include "core/status.h"
 
 static int g_fail = 0, g_cases = 0;
@@ -24,7 +25,25 @@ static float frand(void) { /* uniform [-1, 1) */
     return (float)((g_rng >> 40) & 0xffffff) / 8388608.0f - 1.0f;
 }
 
-/* Weight storage of a given dtype with random values. */
+/* Scales of the last SD_Q8 weight made by rand_weight (the caller sets
+ * them on the graph tensor). */
+static uint16_t *g_last_scales;
+
+/* Weight storage of a given dtype with random values. SD_Q8 needs the
+ * shape (ndim, ne): q8 of random f32 values, scales in g_last_scales. */
+static void *rand_weight_q8(int ndim, const int64_t *ne, float amp) {
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= ne[d];
+    float *f = malloc((size_t)n * 4 + 4);
+    for (int64_t i = 0; i < n; i++) f[i] = frand() * amp;
+    int8_t *q = malloc((size_t)n + 64);
+    g_last_scales = malloc((size_t)(n / 32) * 2 + 2);
+    if (sd_q8_quantize_tensor(f, SD_F32, ndim, ne, q, g_last_scales, "w") != SDVK_OK)
+        printf("FAIL: q8 quantise: %s\n", sdvk_last_error());
+    free(f);
+    return q;
+}
+
 static void *rand_weight(sd_dtype dt, int64_t n, float amp) {
     void *p = malloc((size_t)n * sd_dtype_size(dt) + 16);
     for (int64_t i = 0; i < n; i++) {
@@ -45,6 +64,8 @@ static sd_cpu_kernels g_ref, g_simd;
 static const char *g_isa;
 static sd_pool *g_pool;
 static int g_skip_prep;
+/* 1: both tables make 8-bit weights at prepare (options.weights = q8). */
+static int g_q8_mode;
 /* Tolerance (relative L2) of packed matmul/conv: 1e-5 for the f32 kernels;
  * the bf16 kernel rounds both operands to 8 significant bits, and must
  * also show that error (g_gemm_min), proving the bf16 path really ran. */
@@ -82,8 +103,9 @@ static float *run_graph(sd_graph *g, const sd_cpu_kernels *k, float *const *in, 
             sd_to_f32(f32w[t], g->t[t].data, g->t[t].dtype, (size_t)ne);
             data[t] = f32w[t];
         }
-        if (k->prep[n->op] && !(g_skip_prep && k == &g_simd))
-            packed[i] = k->prep[n->op](g, n, raw);
+        sd_cpu_prep_fn prep = g_q8_mode && k->prep_q8[n->op] ? k->prep_q8[n->op] : k->prep[n->op];
+        if (prep && !(g_skip_prep && k == &g_simd))
+            packed[i] = prep(g, n, raw);
     }
     for (int i = 0; i < g->nn; i++) {
         sd_cpu_ctx c = {.g = g, .n = &g->n[i], .data = data, .raw = raw, .packed = packed, .pool = pool};
@@ -168,9 +190,17 @@ static int add_input(sd_graph *g, fx *f, int ndim, const int64_t *ne, float amp,
 static int add_weight(sd_graph *g, fx *f, sd_dtype dt, int ndim, const int64_t *ne, float amp, const char *name) {
     int64_t n = 1;
     for (int d = 0; d < ndim; d++) n *= ne[d];
-    void *p = rand_weight(dt, n, amp);
+    if (dt == SD_Q8 && !sd_q8_eligible(ndim, ne))
+        dt = SD_F16; /* biases of q8 cases, shapes q8 does not take */
+    void *p = dt == SD_Q8 ? rand_weight_q8(ndim, ne, amp) : rand_weight(dt, n, amp);
     f->w[f->nw++] = p;
-    return sd_graph_weight(g, dt, ndim, ne, p, name);
+    int id = sd_graph_weight(g, dt, ndim, ne, p, name);
+    if (dt == SD_Q8) {
+        f->w[f->nw++] = g_last_scales;
+        if (id >= 0)
+            g->t[id].scale = g_last_scales;
+    }
+    return id;
 }
 
 static void fx_free(fx *f) {
@@ -273,7 +303,8 @@ static void test_act(sd_op op, int64_t B, int64_t L, int64_t C, float amp) {
     int64_t xne[3] = {B, L, op == SD_OP_GEGLU ? 2 * C : C};
     int x = add_input(g, &f, 3, xne, amp, "x");
     int o = op == SD_OP_GEGLU ? sd_geglu(g, x) : op == SD_OP_GELU ? sd_gelu(g, x)
-            : op == SD_OP_SILU ? sd_silu(g, x) : sd_quick_gelu(g, x);
+            : op == SD_OP_SILU ? sd_silu(g, x) : op == SD_OP_RELU ? sd_relu(g, x)
+            : op == SD_OP_TANH ? sd_tanh(g, x) : sd_quick_gelu(g, x);
     o = sd_graph_output(g, o);
     char what[160];
     snprintf(what, sizeof what, "%s B=%lld L=%lld C=%lld amp=%g", sd_op_name(op), (long long)B, (long long)L,
@@ -281,6 +312,52 @@ static void test_act(sd_op op, int64_t B, int64_t L, int64_t C, float amp) {
     compare(g, f.in, o, what);
     fx_free(&f);
     sd_graph_free(g);
+}
+
+/* An F16 weight made 8-bit at prepare (--weights q8) and the same weight
+ * stored as q8 by sd_q8_quantize_tensor (what `sdvk convert` writes) must
+ * give bit-identical results: one quantiser, one panel layout. */
+static void test_q8_same(int conv) {
+    int64_t B = 2, H = 5, W = 6, Ci = 64, Co = 24, M = 13, K = 96, N = 40;
+    int64_t wne4[4] = {Co, Ci, 3, 3}, wne2[2] = {N, K}, bne[1] = {conv ? Co : N};
+    const int64_t *wne = conv ? wne4 : wne2;
+    int nd = conv ? 4 : 2;
+    int64_t nw = conv ? Co * Ci * 9 : N * K;
+    uint16_t *w16 = rand_weight(SD_F16, nw, 0.1f);
+    int8_t *q = malloc((size_t)nw);
+    uint16_t *sc = malloc((size_t)nw / 32 * 2);
+    sd_q8_quantize_tensor(w16, SD_F16, nd, wne, q, sc, "w");
+    float *out[2] = {NULL, NULL};
+    float *xin = NULL;
+    int64_t xne4[4] = {B, H, W, Ci}, xne2[2] = {M, K};
+    int64_t nx = conv ? B * H * W * Ci : M * K;
+    xin = rand_f32(nx, 1.0f);
+    uint16_t *bias = rand_weight(SD_F16, bne[0], 0.5f);
+    for (int v = 0; v < 2; v++) {
+        sd_graph *g = sd_graph_new();
+        float *in[MAXT] = {0};
+        int x = sd_graph_input(g, SD_F32, nd, conv ? xne4 : xne2, "x");
+        in[x] = xin;
+        int w = v ? sd_graph_weight(g, SD_Q8, nd, wne, q, "w") : sd_graph_weight(g, SD_F16, nd, wne, w16, "w");
+        if (v)
+            g->t[w].scale = sc;
+        int b = sd_graph_weight(g, SD_F16, 1, bne, bias, "b");
+        int o = sd_graph_output(g, conv ? sd_conv2d(g, x, w, b, -1, 1, 1, 1, 1, 1) : sd_matmul(g, x, w, b, -1));
+        g_q8_mode = v == 0;
+        if (!g->status && sd_graph_plan(g) == SDVK_OK)
+            out[v] = run_graph(g, &g_simd, in, o, g_pool);
+        g_q8_mode = 0;
+        if (out[v] && v == 1) {
+            int64_t n = sd_tensor_nelem(&g->t[o]);
+            g_cases++;
+            if (memcmp(out[0], out[1], (size_t)n * 4)) {
+                printf("FAIL %s q8 at load vs q8 stored [%s]: results differ\n", conv ? "conv2d" : "matmul", g_isa);
+                g_fail++;
+            }
+        }
+        sd_graph_free(g);
+    }
+    free(out[0]), free(out[1]), free(xin), free(bias), free(w16), free(q), free(sc);
 }
 
 static void run_all(void) {
@@ -316,14 +393,36 @@ static void run_all(void) {
     test_group_norm(1, 4, 4, 30, 1, 0);
     test_layer_norm(3, 7, 45);
     test_layer_norm(2, 77, 768);
+    /* 8-bit weights, stored (SD_Q8): odd M/N, several k-blocks, conv taps */
+    test_matmul(1, 7, 32, 5, SD_Q8, 1, 0);
+    test_matmul(2, 37, 320, 45, SD_Q8, 1, 1);
+    test_matmul(1, 150, 1280, 97, SD_Q8, 0, 1);
+    test_conv(1, 6, 7, 32, 17, 3, 1, 1, 1, 1, 1, SD_Q8, 1, 1);
+    test_conv(2, 9, 8, 64, 40, 3, 2, 0, 0, 1, 1, SD_Q8, 1, 0);
+    test_conv(1, 5, 5, 96, 33, 1, 1, 0, 0, 0, 0, SD_Q8, 0, 1);
+    /* 8-bit weights made at prepare from F16/F32/BF16 (and shapes q8 does
+     * not take, which stay as they are) */
+    g_q8_mode = g_simd.prep_q8[SD_OP_MATMUL] != NULL; /* avx512bf16 has none */
+    if (g_q8_mode)
+        test_matmul(2, 33, 640, 70, SD_F16, 1, 1);
+    if (g_q8_mode) {
+        test_matmul(1, 9, 13, 5, SD_F32, 1, 0);
+        test_conv(1, 7, 6, 64, 24, 3, 1, 1, 1, 1, 1, SD_BF16, 1, 0);
+        test_conv(1, 5, 5, 4, 8, 3, 1, 1, 1, 1, 1, SD_F16, 1, 0);
+        g_q8_mode = 0;
+        test_q8_same(0);
+        test_q8_same(1);
+    }
     /* matmul/conv without packed weights (fallback when prep had none) */
     g_skip_prep = 1;
     test_matmul(2, 9, 37, 11, SD_F16, 1, 1);
     test_conv(1, 6, 5, 7, 9, 3, 2, 1, 0, 1, 1, SD_BF16, 1, 1);
+    test_matmul(1, 9, 64, 11, SD_Q8, 1, 1);
+    test_conv(1, 6, 5, 32, 9, 3, 2, 1, 0, 1, 1, SD_Q8, 1, 1);
     g_skip_prep = 0;
     /* activations: odd sizes (chunk tails), wide range incl. large |x| */
-    for (int op = 0; op < 4; op++) {
-        sd_op ops[4] = {SD_OP_GEGLU, SD_OP_GELU, SD_OP_QUICK_GELU, SD_OP_SILU};
+    for (int op = 0; op < 6; op++) {
+        sd_op ops[6] = {SD_OP_GEGLU, SD_OP_GELU, SD_OP_QUICK_GELU, SD_OP_SILU, SD_OP_RELU, SD_OP_TANH};
         test_act(ops[op], 1, 3, 5, 3.0f);
         test_act(ops[op], 2, 37, 321, 6.0f);
         test_act(ops[op], 1, 9, 2000, 30.0f);

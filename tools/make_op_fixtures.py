@@ -215,6 +215,11 @@ add_case("sampler_step", "sampler_step", [I(regs), I(e), I(z), I(coef)],
 x, dst = rnd(3, 7), rnd(3, 7)
 add_case("copy", "copy", [I(x), I(dst)], x)
 
+# drawn last, so the cases above keep their values
+x = rnd(3, 50, lo=-5, hi=5)
+add_case("relu", "relu", [I(x)], torch.relu(x.to(D)))
+add_case("tanh", "tanh", [I(x)], torch.tanh(x.to(D)))
+
 with open(os.path.join(OUT, "manifest.json"), "w") as fh:
     json.dump({"cases": cases}, fh, indent=1)
 total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))

@@ -23,13 +23,13 @@ sdvk_status sd_backend_create(sdvk_backend_kind kind, const sdvk_options *opt, s
         if (kind == SDVK_BACKEND_VULKAN)
             return sd_err(SDVK_ERR_INVALID_ARG, "precision bf16 is a CPU precision (AVX-512 BF16 "
                           "GEMM); the Vulkan backend computes in f32 or f16");
-        sdvk_status s = sd_backend_cpu_create(threads, "avx512bf16", out);
+        sdvk_status s = sd_backend_cpu_create_ex(threads, "avx512bf16", opt->weights, out);
         if (s)
             sd_err_prefix(s, "precision bf16 needs a CPU with AVX-512 BF16");
         return s;
     }
     if (kind == SDVK_BACKEND_CPU)
-        return sd_backend_cpu_create(threads, opt->cpu_isa, out);
+        return sd_backend_cpu_create_ex(threads, opt->cpu_isa, opt->weights, out);
     if (kind == SDVK_BACKEND_AUTO && opt->device_index < 0) {
         /* a software renderer on this CPU (lavapipe) is much slower than
          * the native CPU backend: auto takes Vulkan for real GPUs only, and
@@ -43,9 +43,12 @@ sdvk_status sd_backend_create(sdvk_backend_kind kind, const sdvk_options *opt, s
                                "backend to force it)", sw);
             else
                 sd_log_verbose("no Vulkan GPU found; running on the CPU");
-            return sd_backend_cpu_create(threads, opt->cpu_isa, out);
+            return sd_backend_cpu_create_ex(threads, opt->cpu_isa, opt->weights, out);
         }
     }
+    if (opt->weights == SDVK_WEIGHTS_Q8)
+        sd_log_verbose("8-bit weights are a CPU option; a Vulkan device keeps its own precision "
+                       "(8-bit files are dequantised when uploaded)");
     sd_vulkan_opts vo = {opt->device_index, (int)opt->precision, opt->validation, opt->verbose};
     sdvk_status s = sd_backend_vulkan_create(&vo, out);
     if (s == SDVK_OK && kind == SDVK_BACKEND_AUTO && (*out)->host_cpu) {
@@ -53,7 +56,7 @@ sdvk_status sd_backend_create(sdvk_backend_kind kind, const sdvk_options *opt, s
                        "backend instead", (*out)->name + (strncmp((*out)->name, "vulkan: ", 8) ? 0 : 8));
         sd_backend_destroy(*out);
         *out = NULL;
-        return sd_backend_cpu_create(threads, opt->cpu_isa, out);
+        return sd_backend_cpu_create_ex(threads, opt->cpu_isa, opt->weights, out);
     }
     if (s == SDVK_OK || kind == SDVK_BACKEND_VULKAN) {
         if (s)
@@ -61,7 +64,7 @@ sdvk_status sd_backend_create(sdvk_backend_kind kind, const sdvk_options *opt, s
         return s;
     }
     sd_log_verbose("Vulkan is not available (%s); running on the CPU", sdvk_last_error());
-    return sd_backend_cpu_create(threads, opt->cpu_isa, out);
+    return sd_backend_cpu_create_ex(threads, opt->cpu_isa, opt->weights, out);
 }
 
 sdvk_status sd_backend_check_graph(sd_backend *b, const sd_graph *g) {

@@ -102,6 +102,11 @@ static inline int sd_backend_cancelled(const sd_backend *b) {
  * var overrides), "ref" = plain-C reference kernels only (the oracle).
  * n_threads 0 = physical cores. */
 sdvk_status sd_backend_cpu_create(int n_threads, const char *isa, sd_backend **out);
+/* The same with a weight type: SDVK_WEIGHTS_Q8 makes every matmul/conv
+ * weight whose shape allows 8-bit (src/core/q8.h) when it is prepared;
+ * AUTO keeps each weight's stored type (8-bit files stay 8-bit). */
+sdvk_status sd_backend_cpu_create_ex(int n_threads, const char *isa, sdvk_weights weights,
+                                     sd_backend **out);
 
 /* Vulkan backend (src/backend/vulkan). Returns SDVK_ERR_UNSUPPORTED with a
  * message when no loader/driver/device is usable. */

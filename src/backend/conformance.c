@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/q8.h"
 #include "../core/status.h"
 
 #define MAXIN 8
@@ -78,8 +79,41 @@ static int c_ids(sd_graph *g, conf_case *c, int64_t B, int64_t L, int V) {
     return id;
 }
 
+/* 8-bit weight (src/core/q8.h) of random values; shapes q8 does not take
+ * (biases) become F16. */
+static int c_weight_q8(sd_graph *g, conf_case *c, int nd, const int64_t *ne, float lo, float hi,
+                       const char *name) {
+    if (c->n_owned + 2 > MAXIN)
+        return -1;
+    int64_t n = count(nd, ne);
+    float *f = malloc((size_t)n * sizeof(float) + 4);
+    int8_t *q = malloc((size_t)n + 1);
+    uint16_t *sc = malloc((size_t)(n / SD_Q8_BLOCK) * 2 + 2);
+    c->owned[c->n_owned++] = q;
+    c->owned[c->n_owned++] = sc;
+    if (!f || !q || !sc) {
+        free(f);
+        c->oom = 1;
+        return -1;
+    }
+    for (int64_t i = 0; i < n; i++) f[i] = urand(c, lo, hi);
+    sdvk_status s = sd_q8_quantize_tensor(f, SD_F32, nd, ne, q, sc, name);
+    free(f);
+    if (s)
+        return sd_graph_fail(g, s, "%s", sdvk_last_error());
+    int id = sd_graph_weight(g, SD_Q8, nd, ne, q, name);
+    if (id >= 0)
+        g->t[id].scale = sc;
+    return id;
+}
+
 static int c_weight(sd_graph *g, conf_case *c, sd_dtype dt, int nd, const int64_t *ne, float lo,
                     float hi, const char *name) {
+    if (dt == SD_Q8) {
+        if (sd_q8_eligible(nd, ne))
+            return c_weight_q8(g, c, nd, ne, lo, hi, name);
+        dt = SD_F16;
+    }
     if (c->n_owned == MAXIN)
         return -1;
     int64_t n = count(nd, ne);
@@ -101,7 +135,9 @@ static int c_weight(sd_graph *g, conf_case *c, sd_dtype dt, int nd, const int64_
     return sd_graph_weight(g, dt, nd, ne, d, name);
 }
 
-static const char *dtn(int dt) { return dt == SD_F16 ? "f16" : dt == SD_BF16 ? "bf16" : "f32"; }
+static const char *dtn(int dt) {
+    return dt == SD_F16 ? "f16" : dt == SD_BF16 ? "bf16" : dt == SD_Q8 ? "q8" : "f32";
+}
 
 static void shape_of(char *s, size_t n, int nd, const int *ne) {
     int o = snprintf(s, n, "[");
@@ -198,6 +234,8 @@ static int b_unary(sd_graph *g, conf_case *c, const int *p) {
     case SD_OP_GELU: return sd_gelu(g, x);
     case SD_OP_QUICK_GELU: return sd_quick_gelu(g, x);
     case SD_OP_SILU: return sd_silu(g, x);
+    case SD_OP_RELU: return sd_relu(g, x);
+    case SD_OP_TANH: return sd_tanh(g, x);
     case SD_OP_SCALE: return sd_scale(g, x, -0.7f, 0.3f);
     case SD_OP_UPSAMPLE2X: return sd_upsample2x(g, x);
     default: return -1;
@@ -324,6 +362,7 @@ typedef struct {
 #define F32 SD_F32
 #define F16 SD_F16
 #define BF16 SD_BF16
+#define Q8 SD_Q8
 
 static const case_def k_cases[] = {
     {SD_OP_MATMUL, b_matmul, {0, 7, 13, 5, 0, 0, F32}, 1e-5},
@@ -334,6 +373,11 @@ static const case_def k_cases[] = {
     {SD_OP_MATMUL, b_matmul, {2, 64, 96, 200, 0, 1, F16}, 1e-5},
     {SD_OP_MATMUL, b_matmul, {1, 5, 1024, 33, 1, 0, F32}, 1e-5},
     {SD_OP_MATMUL, b_matmul, {0, 67, 1280, 131, 1, 1, F16}, 1e-5},
+    /* 8-bit weights (src/core/q8.h): every backend computes with their
+     * exact dequantised values, so the fp32 tolerance holds */
+    {SD_OP_MATMUL, b_matmul, {0, 130, 320, 77, 1, 1, Q8}, 1e-5},
+    {SD_OP_MATMUL, b_matmul, {2, 33, 96, 200, 0, 1, Q8}, 1e-5},
+    {SD_OP_MATMUL, b_matmul, {0, 67, 1280, 131, 1, 0, Q8}, 1e-5},
     {SD_OP_CONV2D, b_conv, {1, 9, 11, 5, 7, 3, 3, 1, 1, 1, 1, 1, 1, 0, F32}, 1e-5},
     {SD_OP_CONV2D, b_conv, {2, 8, 8, 16, 32, 3, 3, 2, 0, 0, 1, 1, 1, 0, F32}, 1e-5},
     {SD_OP_CONV2D, b_conv, {1, 9, 7, 6, 10, 3, 3, 2, 1, 1, 1, 1, 0, 0, F16}, 1e-5},
@@ -341,6 +385,9 @@ static const case_def k_cases[] = {
     {SD_OP_CONV2D, b_conv, {1, 6, 6, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, BF16}, 1e-5},
     {SD_OP_CONV2D, b_conv, {1, 16, 16, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 0, F16}, 1e-5},
     {SD_OP_CONV2D, b_conv, {1, 7, 9, 3, 13, 3, 3, 1, 1, 1, 1, 1, 1, 0, F32}, 1e-5},
+    {SD_OP_CONV2D, b_conv, {1, 16, 16, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, Q8}, 1e-5},
+    {SD_OP_CONV2D, b_conv, {2, 9, 7, 32, 40, 3, 3, 2, 0, 0, 1, 1, 1, 0, Q8}, 1e-5},
+    {SD_OP_CONV2D, b_conv, {2, 5, 6, 96, 40, 1, 1, 1, 0, 0, 0, 0, 1, 1, Q8}, 1e-5},
     {SD_OP_GROUP_NORM, b_group_norm, {4, 2, 6, 5, 32, 8, 0, F32}, 1e-5},
     {SD_OP_GROUP_NORM, b_group_norm, {4, 2, 6, 5, 32, 8, 1, F32}, 1e-5},
     {SD_OP_GROUP_NORM, b_group_norm, {4, 1, 3, 4, 96, 32, 1, F16}, 1e-5},
@@ -363,6 +410,8 @@ static const case_def k_cases[] = {
     {SD_OP_QUICK_GELU, b_unary, {SD_OP_QUICK_GELU, 3, 2, 7, 33}, 1e-5},
     {SD_OP_SILU, b_unary, {SD_OP_SILU, 4, 2, 5, 7, 9}, 1e-5},
     {SD_OP_SCALE, b_unary, {SD_OP_SCALE, 2, 5, 7}, 1e-5},
+    {SD_OP_RELU, b_unary, {SD_OP_RELU, 3, 2, 7, 33}, 1e-5},
+    {SD_OP_TANH, b_unary, {SD_OP_TANH, 2, 5, 999}, 1e-5},
     {SD_OP_UPSAMPLE2X, b_unary, {SD_OP_UPSAMPLE2X, 4, 2, 3, 5, 6}, 1e-5},
     {SD_OP_UPSAMPLE2X, b_upcrop, {2, 3, 5, 6, 1, 0}, 1e-5},
     {SD_OP_UPSAMPLE2X, b_upcrop, {1, 4, 3, 8, 1, 1}, 1e-5},

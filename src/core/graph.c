@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "q8.h"
 #include "status.h"
 
 static const char *const k_op_names[] = {
@@ -44,6 +45,13 @@ int sd_graph_fail(sd_graph *g, sdvk_status s, const char *fmt, ...) {
         sd_err(s, "%s", g->err);
     }
     return -1;
+}
+
+void sd_weight_to_f32(const sd_tensor *t, const void *data, float *dst) {
+    if (t->dtype == SD_Q8)
+        sd_q8_dequantize(data, t->scale, t->ndim, t->ne, dst);
+    else
+        sd_to_f32(dst, data, t->dtype, (size_t)sd_tensor_nelem(t));
 }
 
 int sd_graph_root(const sd_graph *g, int id) {
@@ -124,6 +132,18 @@ int sd_graph_view(sd_graph *g, int base, int ndim, const int64_t *ne, size_t byt
         return sd_graph_fail(g, SDVK_ERR_INVALID_ARG, "view of %s out of range", b->name);
     if (b->kind == SD_T_WEIGHT) { /* weights are plain host pointers: no base needed */
         t->data = (const char *)b->data + byte_off;
+        if (b->dtype == SD_Q8) {
+            /* Scales follow the rows: a view may reshape the dims after
+             * dim 1 (a 1x1 conv as a Linear) or take whole rows, but must
+             * keep dim 1, along which the blocks run. */
+            int64_t rb = 1, rt = 1;
+            for (int d = 1; d < b->ndim; d++) rb *= b->ne[d];
+            for (int d = 1; d < ndim; d++) rt *= ne[d];
+            if (ndim < 2 || ne[1] != b->ne[1] || rb != rt || byte_off % (size_t)rb)
+                return sd_graph_fail(g, SDVK_ERR_INVALID_ARG,
+                                     "view of q8 weight %s must keep whole rows and dim 1", b->name);
+            t->scale = (const uint16_t *)b->scale + byte_off / SD_Q8_BLOCK;
+        }
         return id;
     }
     t->base = base;
@@ -315,6 +335,8 @@ static int unary(sd_graph *g, sd_op op, int x) {
 int sd_gelu(sd_graph *g, int x) { return unary(g, SD_OP_GELU, x); }
 int sd_quick_gelu(sd_graph *g, int x) { return unary(g, SD_OP_QUICK_GELU, x); }
 int sd_silu(sd_graph *g, int x) { return unary(g, SD_OP_SILU, x); }
+int sd_relu(sd_graph *g, int x) { return unary(g, SD_OP_RELU, x); }
+int sd_tanh(sd_graph *g, int x) { return unary(g, SD_OP_TANH, x); }
 
 static int binary(sd_graph *g, sd_op op, int a, int b) {
     CHECK_IN(a, b);

@@ -45,6 +45,7 @@ typedef struct sd_tensor {
     size_t view_off;     /* byte offset of a view inside its base */
     size_t offset;       /* planned byte offset in the activation arena (views resolved) */
     const void *data;    /* weights: host data (e.g. mmapped checkpoint) */
+    const void *scale;   /* SD_Q8 weights: their fp16 scales (src/core/q8.h), else NULL */
     char name[96];
 } sd_tensor;
 
@@ -78,6 +79,10 @@ static inline int64_t sd_tensor_nelem(const sd_tensor *t) {
 static inline size_t sd_tensor_nbytes(const sd_tensor *t) {
     return (size_t)sd_tensor_nelem(t) * sd_dtype_size(t->dtype);
 }
+/* A weight's values as float32 in its own layout (any dtype, SD_Q8
+ * dequantised with t->scale); data is t->data or another buffer of the
+ * same dtype and shape. */
+void sd_weight_to_f32(const sd_tensor *t, const void *data, float *dst);
 /* Root storage tensor of a (possibly nested) view. */
 int sd_graph_root(const sd_graph *g, int id);
 
@@ -109,6 +114,8 @@ int sd_geglu(sd_graph *g, int x);
 int sd_gelu(sd_graph *g, int x);
 int sd_quick_gelu(sd_graph *g, int x);
 int sd_silu(sd_graph *g, int x);
+int sd_relu(sd_graph *g, int x);
+int sd_tanh(sd_graph *g, int x);
 int sd_add(sd_graph *g, int a, int b);
 int sd_mul(sd_graph *g, int a, int b);
 int sd_scale(sd_graph *g, int x, float mul, float add);

@@ -6,9 +6,14 @@
 #include <stdint.h>
 #include <string.h>
 
-typedef enum sd_dtype { SD_F32 = 0, SD_F16 = 1, SD_BF16 = 2, SD_I32 = 3 } sd_dtype;
+/* SD_Q8: 8-bit weights (src/core/q8.h): int8 values in the tensor's own
+ * layout plus fp16 scales held apart (sd_tensor.scale); size 1 counts the
+ * int8 values only. Weights only, never activations. */
+typedef enum sd_dtype { SD_F32 = 0, SD_F16 = 1, SD_BF16 = 2, SD_I32 = 3, SD_Q8 = 4 } sd_dtype;
 
-static inline size_t sd_dtype_size(sd_dtype t) { return t == SD_F16 || t == SD_BF16 ? 2 : 4; }
+static inline size_t sd_dtype_size(sd_dtype t) {
+    return t == SD_Q8 ? 1 : t == SD_F16 || t == SD_BF16 ? 2 : 4;
+}
 const char *sd_dtype_name(sd_dtype t);
 
 /* IEEE half <-> float, exact for normals, subnormals, inf and NaN;
@@ -88,7 +93,8 @@ static inline uint16_t sd_f32_to_bf16(float f) {
  * resident twice. A no-op where unsupported. */
 void sd_host_pageout(const void *p, size_t n);
 
-/* Converts n elements of type t at src to float. */
+/* Converts n elements of type t at src to float. SD_Q8 needs its scales
+ * and shape: use sd_weight_to_f32 (graph.h) or sd_q8_dequantize. */
 void sd_to_f32(float *dst, const void *src, sd_dtype t, size_t n);
 
 #endif

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/q8.h"
 #include "../core/status.h"
 #include "ckpt.h"
 #include "diffusers.h"
@@ -502,7 +503,10 @@ sdvk_status sd_st_tensor_f32(const sd_st_tensor *t, float *dst, size_t n) {
                       t->dtype_str);
     if (ne != n)
         return sd_err(SDVK_ERR_INVALID_ARG, "tensor %s has %zu elements, %zu expected", t->name, ne, n);
-    sd_to_f32(dst, t->data, t->dtype, n);
+    if (t->dtype == SD_Q8) /* an 8-bit model (src/core/q8.h) */
+        sd_q8_dequantize(t->data, t->scale, t->ndim, t->ne, dst);
+    else
+        sd_to_f32(dst, t->data, t->dtype, n);
     return SDVK_OK;
 }
 

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../core/q8.h"
 #include "../core/status.h"
 
 static const struct {
@@ -258,6 +259,46 @@ uint64_t sd_st_json_cost(const char *text, size_t n) {
     return cost + 3 * (uint64_t)longest + 256;
 }
 
+/* q8 files (metadata sdvk.q8, src/core/q8.h): each "I8" weight NAME and its
+ * "F16" NAME.q8_scale become one SD_Q8 entry. Without the metadata I8
+ * tensors stay unsupported (a model reading one names its dtype). */
+static sdvk_status bind_q8(sd_safetensors *st) {
+    const char *v = sd_st_meta(st, SD_Q8_META_KEY);
+    if (!v)
+        return SDVK_OK;
+    if (strcmp(v, SD_Q8_META_VERSION))
+        return sd_err(SDVK_ERR_FORMAT, "%s: q8 format version \"%.16s\" (metadata %s); this build reads %s",
+                      st->path, v, SD_Q8_META_KEY, SD_Q8_META_VERSION);
+    char nm[512];
+    for (int i = 0; i < st->n; i++) {
+        sd_st_tensor *t = &st->t[i];
+        if (strcmp(t->dtype_str, "I8"))
+            continue;
+        snprintf(nm, sizeof nm, "%s%s", t->name, SD_Q8_SCALE_SUFFIX);
+        const sd_st_tensor *sc = sd_st_find(st, nm);
+        int64_t want[SD_ST_MAX_DIMS];
+        if (!sd_q8_eligible(t->ndim, t->ne))
+            return sd_err(SDVK_ERR_FORMAT, "%s: q8 tensor \"%s\": shape cannot be q8 (2-D or 4-D, dim 1 a "
+                          "multiple of %d)", st->path, t->name, SD_Q8_BLOCK);
+        if (!sc)
+            return sd_err(SDVK_ERR_FORMAT, "%s: q8 tensor \"%s\" has no scales tensor \"%s\"", st->path,
+                          t->name, nm);
+        sd_q8_scale_shape(t->ndim, t->ne, want);
+        int ok = sc->dtype_str[0] && !strcmp(sc->dtype_str, "F16") && sc->ndim == t->ndim;
+        for (int d = 0; ok && d < t->ndim; d++) ok = sc->ne[d] == want[d];
+        if (!ok)
+            return sd_err(SDVK_ERR_FORMAT, "%s: q8 scales \"%s\" must be F16 of shape [%lld, %lld%s] "
+                          "(one per 32 values along dim 1)", st->path, nm, (long long)want[0],
+                          (long long)want[1], t->ndim == 4 ? ", kh, kw" : "");
+        if ((uintptr_t)sc->data % 2)
+            return sd_err(SDVK_ERR_FORMAT, "%s: q8 scales \"%s\" are not 2-byte aligned", st->path, nm);
+        t->dtype = SD_Q8;
+        t->supported = 1;
+        t->scale = sc->data;
+    }
+    return SDVK_OK;
+}
+
 /* Parses and validates the whole file image m[0, size). */
 static sdvk_status st_parse_buf(sd_safetensors *st, const uint8_t *m, size_t size) {
     const char *p = st->path;
@@ -360,6 +401,7 @@ static sdvk_status st_parse_buf(sd_safetensors *st, const uint8_t *m, size_t siz
             goto done;
         }
     }
+    s = bind_q8(st);
 done:
     free(ranges);
     json_decref(root);
@@ -482,8 +524,8 @@ static int cmp_wr(const void *a, const void *b) {
     return x->idx - y->idx;
 }
 
-sdvk_status sd_st_write(const char *path, const sd_st_write_item *items, int n,
-                        const char *const *meta_kv, int n_meta) {
+static sdvk_status st_write(const char *path, const sd_st_write_item *items, int n,
+                           const char *const *meta_kv, int n_meta) {
     if (!path || !*path)
         return sd_err(SDVK_ERR_INVALID_ARG, "sd_st_write: empty path");
     if (n < 0 || n_meta < 0 || (n && !items) || (n_meta && !meta_kv))
@@ -505,7 +547,7 @@ sdvk_status sd_st_write(const char *path, const sd_st_write_item *items, int n,
             goto done;
         }
         if (it->dtype != SD_F32 && it->dtype != SD_F16 && it->dtype != SD_BF16 &&
-            it->dtype != SD_I32) {
+            it->dtype != SD_I32 && it->dtype != SD_Q8) {
             s = sd_err(SDVK_ERR_INVALID_ARG, "%s: tensor \"%s\": bad dtype", path, it->name);
             goto done;
         }
@@ -539,7 +581,7 @@ sdvk_status sd_st_write(const char *path, const sd_st_write_item *items, int n,
         }
         json_t *e = json_object(), *shape = json_array(), *offs = json_array();
         if (e)
-            json_object_set_new(e, "dtype", json_string(sd_dtype_name(it->dtype)));
+            json_object_set_new(e, "dtype", json_string(it->dtype == SD_Q8 ? "I8" : sd_dtype_name(it->dtype)));
         for (int d = 0; shape && d < it->ndim; d++) json_array_append_new(shape, json_integer(it->ne[d]));
         if (offs) {
             json_array_append_new(offs, json_integer((json_int_t)off));
@@ -608,6 +650,67 @@ done:
     free(ord);
     free(nbytes);
     json_decref(root);
+    return s;
+}
+
+/* SD_Q8 items become their I8 values (SD_Q8 here) plus an F16 scales
+ * tensor, and the metadata gains sdvk.q8 (src/core/q8.h). */
+sdvk_status sd_st_write(const char *path, const sd_st_write_item *items, int n,
+                        const char *const *meta_kv, int n_meta) {
+    int nq = 0;
+    for (int i = 0; i < n && items; i++) nq += items[i].dtype == SD_Q8;
+    if (!nq)
+        return st_write(path, items, n, meta_kv, n_meta);
+    if (n_meta < 0 || (n_meta && !meta_kv))
+        return sd_err(SDVK_ERR_INVALID_ARG, "%s: sd_st_write: bad metadata list", path ? path : "?");
+    sd_st_write_item *ex = calloc((size_t)(n + nq), sizeof *ex);
+    char **names = calloc((size_t)nq, sizeof *names);
+    const char **kv = calloc((size_t)(2 * n_meta + 2), sizeof *kv);
+    sdvk_status s = SDVK_OK;
+    int m = 0, k = 0, have_meta = 0;
+    if (!ex || !names || !kv) {
+        s = sd_err(SDVK_ERR_OOM, "%s: out of memory", path ? path : "?");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        ex[m++] = items[i];
+        if (items[i].dtype != SD_Q8)
+            continue;
+        const sd_st_write_item *it = &items[i];
+        if (!it->name || !sd_q8_eligible(it->ndim, it->ne) || !it->scale) {
+            s = sd_err(SDVK_ERR_INVALID_ARG, "%s: q8 tensor \"%s\": %s", path ? path : "?",
+                       it->name ? it->name : "?", it->scale ? "shape cannot be q8" : "no scales");
+            goto done;
+        }
+        size_t ln = strlen(it->name) + sizeof SD_Q8_SCALE_SUFFIX;
+        if (!(names[k] = malloc(ln))) {
+            s = sd_err(SDVK_ERR_OOM, "%s: out of memory", path ? path : "?");
+            goto done;
+        }
+        snprintf(names[k], ln, "%s%s", it->name, SD_Q8_SCALE_SUFFIX);
+        sd_st_write_item sc = {.name = names[k], .dtype = SD_F16, .ndim = it->ndim, .data = it->scale};
+        sd_q8_scale_shape(it->ndim, it->ne, sc.ne);
+        ex[m++] = sc;
+        k++;
+    }
+    for (int i = 0; i < n_meta; i++) {
+        kv[2 * i] = meta_kv[2 * i];
+        kv[2 * i + 1] = meta_kv[2 * i + 1];
+        if (kv[2 * i] && !strcmp(kv[2 * i], SD_Q8_META_KEY)) {
+            kv[2 * i + 1] = SD_Q8_META_VERSION;
+            have_meta = 1;
+        }
+    }
+    if (!have_meta) {
+        kv[2 * n_meta] = SD_Q8_META_KEY;
+        kv[2 * n_meta + 1] = SD_Q8_META_VERSION;
+    }
+    s = st_write(path, ex, m, kv, n_meta + !have_meta);
+done:
+    for (int i = 0; i < nq && names; i++) free(names[i]);
+    free(names);
+    free(ex);
+    free((void *)kv);
     return s;
 }
 

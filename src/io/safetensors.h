@@ -19,6 +19,8 @@ typedef struct sd_st_tensor {
     sd_dtype dtype;
     int ndim;
     int64_t ne[SD_ST_MAX_DIMS];
+    const void *scale;    /* dtype SD_Q8: its fp16 scales (src/core/q8.h: an "I8"
+                             tensor paired with NAME.q8_scale), else NULL */
     const void *data;     /* into the mapping. The format does not promise
                              alignment (the data area starts at 8 + header
                              length), so read through memcpy/unaligned loads
@@ -107,7 +109,8 @@ sdvk_status sd_st_absorb(sd_safetensors *dst, sd_safetensors *src, sd_st_rename_
  * The memory they pointed into stays until sd_st_close. */
 int sd_st_remove_prefix(sd_safetensors *st, const char *prefix);
 
-/* Writer (tests/tools): tensors given as name/dtype/shape/data; meta_kv holds
+/* Writer (tests/tools, sdvk convert): tensors given as name/dtype/shape/data
+ * (F32, F16, BF16, I32, or SD_Q8 with its scales); meta_kv holds
  * n_meta key/value pairs as 2*n_meta strings {k0, v0, k1, v1, ...}. The header
  * is space-padded to a multiple of 8 and tensors are laid out gap-free by
  * decreasing item size, so every tensor in a written file is aligned. */
@@ -117,6 +120,10 @@ typedef struct sd_st_write_item {
     int ndim;
     int64_t ne[SD_ST_MAX_DIMS];
     const void *data;
+    /* dtype SD_Q8: data is the int8 values, scale the fp16 scales
+     * (src/core/q8.h); written as NAME ("I8") and NAME.q8_scale ("F16"),
+     * with metadata sdvk.q8 = 1. */
+    const void *scale;
 } sd_st_write_item;
 sdvk_status sd_st_write(const char *path, const sd_st_write_item *items, int n,
                         const char *const *meta_kv, int n_meta);

@@ -51,7 +51,10 @@ int sd_model_weight(sd_graph *g, const sd_model *m, const char *fmt, ...) {
                              m->path, key, t->dtype_str);
     if (t->ndim < 1 || t->ndim > SD_MAX_DIMS)
         return sd_graph_fail(g, SDVK_ERR_MODEL, "%s: tensor %s has %d dims", m->path, key, t->ndim);
-    return sd_graph_weight(g, t->dtype, t->ndim, t->ne, t->data, key);
+    int id = sd_graph_weight(g, t->dtype, t->ndim, t->ne, t->data, key);
+    if (id >= 0)
+        g->t[id].scale = t->scale; /* SD_Q8 (an 8-bit file): its scales */
+    return id;
 }
 
 /* Shape check helper for inference: tensor must exist with ndim dims. */

@@ -254,6 +254,17 @@ int cli_engine_option(cli_args *a, sdvk_options *opt, int *rc) {
         *rc = cli_usage_error("--precision: unknown precision '%s' (use auto, f32, f16 or bf16)", v);
         return 1;
     }
+    if (cli_is(a, "--weights", NULL)) {
+        if ((*rc = cli_value(a, &v)))
+            return 1;
+        if (!strcmp(v, "auto"))
+            opt->weights = SDVK_WEIGHTS_AUTO;
+        else if (!strcmp(v, "q8"))
+            opt->weights = SDVK_WEIGHTS_Q8;
+        else
+            *rc = cli_usage_error("--weights: unknown weight type '%s' (use auto or q8)", v);
+        return 1;
+    }
     if (cli_is(a, "--vocab", NULL)) {
         if ((*rc = cli_value(a, &v)))
             return 1;
@@ -338,6 +349,8 @@ void cli_engine_help(FILE *f) {
           "  -t, --threads N            CPU threads, 0 = physical cores (default 0)\n"
           "  --device N                 Vulkan device index from --list-devices, -1 = best (default)\n"
           "  --precision auto|f32|f16|bf16  compute precision (default auto)\n"
+          "  --weights auto|q8          q8: 8-bit matmul/conv weights on the CPU (half of f16's\n"
+          "                             memory); auto: as the file stores them (default)\n"
           "  --vocab PATH               CLIP vocabulary (bpe_simple_vocab_16e6.txt.gz, vocab.json or a\n"
           "                             tokenizer/ folder; default: $SDVK_VOCAB, then beside the model)\n"
           "  --vae PATH                 a separate VAE (.safetensors, .ckpt or a diffusers vae/ folder)\n"

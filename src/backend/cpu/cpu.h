@@ -34,6 +34,14 @@ typedef void *(*sd_cpu_prep_fn)(const sd_graph *g, const sd_node *n, const void 
 typedef struct sd_cpu_kernels {
     sd_cpu_kernel_fn fn[SD_OP_COUNT];
     sd_cpu_prep_fn prep[SD_OP_COUNT];
+    /* 8-bit weights made at load (options.weights = SDVK_WEIGHTS_Q8): a prep
+     * hook that quantises an F32/F16/BF16 weight to q8 (src/core/q8.h) when
+     * its shape allows, else packs it as prep does. NULL: this table has
+     * none (the backend refuses q8 then). Stored SD_Q8 weights go through
+     * prep in any case. */
+    sd_cpu_prep_fn prep_q8[SD_OP_COUNT];
+    /* Bytes of a prep result of op (statistics); NULL: estimated. */
+    size_t (*prep_size)(sd_op op, const void *p);
     /* 1: weights used by this op are converted once to f32 at prepare. */
     unsigned char want_f32_weights[SD_OP_COUNT];
     char isa[32]; /* "ref", "avx2", "avx512", "neon" ... */

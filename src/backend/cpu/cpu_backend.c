@@ -19,6 +19,7 @@ typedef struct cpu_backend {
     sd_backend base;
     sd_pool *pool;
     sd_cpu_kernels k;
+    int q8; /* matmul/conv weights made 8-bit at prepare (k.prep = k.prep_q8) */
 } cpu_backend;
 
 /* One resident weight: an f32 copy of a weight tensor (kind W_F32), or what
@@ -144,7 +145,7 @@ static sdvk_status make_f32(const sd_tensor *t, const void *src, wentry *e) {
     if (t->dtype == SD_F32 || t->dtype == SD_I32)
         memcpy(f, src, n * 4); /* unaligned source */
     else
-        sd_to_f32(f, src, t->dtype, n);
+        sd_weight_to_f32(t, src, f); /* F16, BF16, 8-bit */
     e->data = f;
     e->owned = 1;
     e->bytes = n * sizeof(float);
@@ -160,8 +161,11 @@ static void *make_packed(const cpu_backend *cb, const wentry *e, const void *w_d
     return cb->k.prep[e->op](&g, &e->node, raw);
 }
 
-/* Size of a prep result: GEMM panels are the only hooks today. */
-static size_t packed_bytes(const wentry *e, sd_dtype dt) {
+/* Size of a prep result, as the kernel table reports it (else estimated
+ * as the weight's own size). */
+static size_t packed_bytes(const cpu_backend *cb, const wentry *e, sd_dtype dt) {
+    if (cb->k.prep_size)
+        return cb->k.prep_size(e->op, e->data);
     int64_t n = e->tw.ne[0], k = sd_tensor_nelem(&e->tw) / (n ? n : 1);
     return (size_t)(n * k) * sd_dtype_size(dt);
 }
@@ -216,7 +220,7 @@ static sdvk_status cpu_weights_update(sd_backend *b, sd_bweights *ws, const void
         free(e->data);
         ws->bytes -= e->bytes;
         e->data = p;
-        e->bytes = packed_bytes(e, tmp.tw.dtype);
+        e->bytes = packed_bytes(cb, e, tmp.tw.dtype);
         ws->bytes += e->bytes;
     }
     return SDVK_OK;
@@ -397,7 +401,7 @@ static sdvk_status cpu_prepare(sd_backend *b, const sd_graph *g, sd_bweights *ws
                                                "cpu prepare: preparing node %d (%s) failed: out of memory",
                                                k, sd_op_name(n->op)));
             }
-            e->bytes = packed_bytes(e, e->tw.dtype);
+            e->bytes = packed_bytes(cb, e, e->tw.dtype);
             ws->bytes += e->bytes;
             ws->prepared++;
             /* the packed copy replaces the raw checkpoint bytes */
@@ -517,7 +521,14 @@ static const sd_backend_vtbl cpu_vtbl = {
 };
 
 sdvk_status sd_backend_cpu_create(int n_threads, const char *isa, sd_backend **out) {
+    return sd_backend_cpu_create_ex(n_threads, isa, SDVK_WEIGHTS_AUTO, out);
+}
+
+sdvk_status sd_backend_cpu_create_ex(int n_threads, const char *isa, sdvk_weights weights,
+                                     sd_backend **out) {
     *out = NULL;
+    if ((unsigned)weights > SDVK_WEIGHTS_Q8)
+        return sd_err(SDVK_ERR_INVALID_ARG, "unknown weight type %d", (int)weights);
     cpu_backend *cb = calloc(1, sizeof *cb);
     if (!cb)
         return sd_err(SDVK_ERR_OOM, "cpu backend: out of memory");
@@ -526,6 +537,18 @@ sdvk_status sd_backend_cpu_create(int n_threads, const char *isa, sd_backend **o
         free(cb);
         return s;
     }
+    if (weights == SDVK_WEIGHTS_Q8) {
+        if (!cb->k.prep_q8[SD_OP_MATMUL] || !cb->k.prep_q8[SD_OP_CONV2D]) {
+            s = sd_err(SDVK_ERR_UNSUPPORTED, "cpu (%s): no 8-bit weight kernels (q8 needs another "
+                       "cpu isa)", cb->k.isa);
+            free(cb);
+            return s;
+        }
+        /* every matmul/conv weight whose shape allows becomes q8 panels */
+        cb->k.prep[SD_OP_MATMUL] = cb->k.prep_q8[SD_OP_MATMUL];
+        cb->k.prep[SD_OP_CONV2D] = cb->k.prep_q8[SD_OP_CONV2D];
+        cb->q8 = 1;
+    }
     cb->pool = sd_pool_create(n_threads);
     if (!cb->pool) {
         free(cb);
@@ -533,8 +556,8 @@ sdvk_status sd_backend_cpu_create(int n_threads, const char *isa, sd_backend **o
     }
     int nth = sd_pool_threads(cb->pool);
     cb->base.v = &cpu_vtbl;
-    snprintf(cb->base.name, sizeof cb->base.name, "cpu (%s, %d thread%s)", cb->k.isa, nth,
-             nth == 1 ? "" : "s");
+    snprintf(cb->base.name, sizeof cb->base.name, "cpu (%s, %d thread%s%s)", cb->k.isa, nth,
+             nth == 1 ? "" : "s", cb->q8 ? ", q8 weights" : "");
     *out = &cb->base;
     return SDVK_OK;
 }

@@ -227,7 +227,7 @@ static void *convert_weight(const sd_vk_dev *d, const sd_tensor *T, const void *
     float *f = malloc(n * sizeof(float));
     if (!f)
         return NULL;
-    sd_to_f32(f, data, T->dtype, n);
+    sd_weight_to_f32(T, data, f); /* any dtype; q8 (SD_Q8) is dequantised here */
     if (layout == 1 && T->ndim == 4) {
         size_t O = (size_t)T->ne[0], I = (size_t)T->ne[1], KH = (size_t)T->ne[2],
                KW = (size_t)T->ne[3];

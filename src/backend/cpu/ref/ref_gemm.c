@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../../core/q8.h"
 #include "ref.h"
 
 #define NW 32 /* output channels per weight panel */
@@ -51,8 +52,11 @@ typedef struct {
     float *w;
 } packed_w;
 
+/* q8 != 0: the weight is quantised to q8 first when its shape allows
+ * (options.weights = q8: the reference then computes with exactly the
+ * values the SIMD kernels use). */
 static packed_w *pack_weight(const sd_graph *g, const sd_node *n, const void *const *raw,
-                             int64_t N, int64_t K, int64_t taps, int conv) {
+                             int64_t N, int64_t K, int64_t taps, int conv, int q8) {
     int64_t np = (N + NW - 1) / NW;
     size_t nw = (size_t)(np * taps * K * NW), nb = n->in[2] >= 0 ? (size_t)N : 0;
     packed_w *p = malloc(sizeof *p + (nw + nb + (size_t)K + 16) * sizeof(float));
@@ -66,6 +70,26 @@ static packed_w *pack_weight(const sd_graph *g, const sd_node *n, const void *co
     p->bias = nb ? p->zero + K : NULL;
     const sd_tensor *W = &g->t[n->in[1]];
     const void *wr = raw[n->in[1]];
+    sd_dtype wdt = W->dtype;
+    /* 8-bit weights (stored, or made here) are read as their exact
+     * dequantised values. */
+    float *deq = NULL;
+    int quant = q8 && wdt != SD_Q8 && sd_q8_eligible(W->ndim, W->ne);
+    if (wdt == SD_Q8 || quant) {
+        size_t ne = (size_t)sd_tensor_nelem(W);
+        deq = malloc(ne * sizeof(float) + 1);
+        int8_t *qv = quant ? malloc(ne + 1) : NULL;
+        uint16_t *sc = quant ? malloc((size_t)sd_q8_nscales(W->ndim, W->ne) * 2 + 2) : NULL;
+        if (!deq || (quant && (!qv || !sc ||
+                               sd_q8_quantize_tensor(wr, wdt, W->ndim, W->ne, qv, sc, W->name)))) {
+            free(deq), free(qv), free(sc), free(p);
+            return NULL;
+        }
+        sd_q8_dequantize(quant ? qv : wr, quant ? sc : W->scale, W->ndim, W->ne, deq);
+        free(qv), free(sc);
+        wr = deq;
+        wdt = SD_F32;
+    }
     for (int64_t pi = 0; pi < np; pi++)
         for (int64_t t = 0; t < taps; t++)
             for (int64_t k = 0; k < K; k++) {
@@ -74,9 +98,10 @@ static packed_w *pack_weight(const sd_graph *g, const sd_node *n, const void *co
                     int64_t o = pi * NW + j;
                     /* matmul: w[o][k]; conv: w[o][k=ci][tap] (OIHW) */
                     int64_t src = conv ? (o * K + k) * taps + t : o * K + k;
-                    dst[j] = o < N ? sd_ref_raw_f32(wr, W->dtype, src) : 0.0f;
+                    dst[j] = o < N ? sd_ref_raw_f32(wr, wdt, src) : 0.0f;
                 }
             }
+    free(deq);
     if (nb) {
         const sd_tensor *B = &g->t[n->in[2]];
         for (int64_t o = 0; o < N; o++) p->bias[o] = sd_ref_raw_f32(raw[n->in[2]], B->dtype, o);
@@ -86,12 +111,28 @@ static packed_w *pack_weight(const sd_graph *g, const sd_node *n, const void *co
 
 void *sd_ref_matmul_prep(const sd_graph *g, const sd_node *n, const void *const *raw) {
     const sd_tensor *W = &g->t[n->in[1]];
-    return pack_weight(g, n, raw, W->ne[0], W->ne[1], 1, 0);
+    return pack_weight(g, n, raw, W->ne[0], W->ne[1], 1, 0, 0);
 }
 
 void *sd_ref_conv2d_prep(const sd_graph *g, const sd_node *n, const void *const *raw) {
     const sd_tensor *W = &g->t[n->in[1]];
-    return pack_weight(g, n, raw, W->ne[0], W->ne[1], W->ne[2] * W->ne[3], 1);
+    return pack_weight(g, n, raw, W->ne[0], W->ne[1], W->ne[2] * W->ne[3], 1, 0);
+}
+
+void *sd_ref_matmul_prep_q8(const sd_graph *g, const sd_node *n, const void *const *raw) {
+    const sd_tensor *W = &g->t[n->in[1]];
+    return pack_weight(g, n, raw, W->ne[0], W->ne[1], 1, 0, 1);
+}
+
+void *sd_ref_conv2d_prep_q8(const sd_graph *g, const sd_node *n, const void *const *raw) {
+    const sd_tensor *W = &g->t[n->in[1]];
+    return pack_weight(g, n, raw, W->ne[0], W->ne[1], W->ne[2] * W->ne[3], 1, 1);
+}
+
+size_t sd_ref_prep_size(sd_op op, const void *pv) {
+    (void)op;
+    const packed_w *p = pv;
+    return p ? sizeof *p + (size_t)(p->np * p->taps * p->K * NW + p->N + p->K) * sizeof(float) : 0;
 }
 
 /* Writes one tile's results: out = acc + bias + residual for valid rows/cols. */

@@ -39,6 +39,12 @@ static void map_task(void *ctx, int64_t task, int thread) {
     case SD_OP_SCALE:
         for (int64_t i = i0; i < i1; i++) o[i] = x[i] * a->f0 + a->f1;
         break;
+    case SD_OP_RELU: /* NaN stays NaN, as torch.relu */
+        for (int64_t i = i0; i < i1; i++) o[i] = x[i] < 0.0f ? 0.0f : x[i];
+        break;
+    case SD_OP_TANH:
+        for (int64_t i = i0; i < i1; i++) o[i] = (float)tanh((double)x[i]);
+        break;
     default: /* COPY */
         if (o != x)
             memmove(o + i0, x + i0, (size_t)(i1 - i0) * sizeof(float));
@@ -55,6 +61,8 @@ void sd_ref_gelu(const sd_cpu_ctx *c) { run_map(c, 0, 0); }
 void sd_ref_quick_gelu(const sd_cpu_ctx *c) { run_map(c, 0, 0); }
 void sd_ref_silu(const sd_cpu_ctx *c) { run_map(c, 0, 0); }
 void sd_ref_scale(const sd_cpu_ctx *c) { run_map(c, c->n->f[0], c->n->f[1]); }
+void sd_ref_relu(const sd_cpu_ctx *c) { run_map(c, 0, 0); }
+void sd_ref_tanh(const sd_cpu_ctx *c) { run_map(c, 0, 0); }
 /* COPY: element count and layout are equal (sd_copy_into checks the shape);
  * the destination may be a pinned input, e.g. the latent of the next step. */
 void sd_ref_copy(const sd_cpu_ctx *c) { run_map(c, 0, 0); }

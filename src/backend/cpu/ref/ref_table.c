@@ -28,10 +28,15 @@ void sd_cpu_ref_kernels(sd_cpu_kernels *k) {
     k->fn[SD_OP_CFG_COMBINE] = sd_ref_cfg_combine;
     k->fn[SD_OP_SAMPLER_STEP] = sd_ref_sampler_step;
     k->fn[SD_OP_COPY] = sd_ref_copy;
+    k->fn[SD_OP_RELU] = sd_ref_relu;
+    k->fn[SD_OP_TANH] = sd_ref_tanh;
     /* matmul and conv read their weights (and bias) from the raw checkpoint
      * data while packing, so they need no separate f32 copy */
     k->prep[SD_OP_MATMUL] = sd_ref_matmul_prep;
     k->prep[SD_OP_CONV2D] = sd_ref_conv2d_prep;
+    k->prep_q8[SD_OP_MATMUL] = sd_ref_matmul_prep_q8;
+    k->prep_q8[SD_OP_CONV2D] = sd_ref_conv2d_prep_q8;
+    k->prep_size = sd_ref_prep_size;
     for (int op = 0; op < SD_OP_COUNT; op++)
         k->want_f32_weights[op] = op != SD_OP_MATMUL && op != SD_OP_CONV2D;
     snprintf(k->isa, sizeof k->isa, "ref");

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../../core/q8.h"
 #include "../../../core/status.h"
 #include "simd.h"
 
@@ -35,6 +36,8 @@ simd_pw *sd_simd_pw_alloc(int64_t n, int64_t k, int nr, sd_dtype dt, const void 
     pw->dtype = dt;
     pw->bias = bias ? (float *)(blk + head) : NULL;
     pw->panels = blk + head + bbytes;
+    pw->scales = NULL;
+    pw->bytes = total;
     if (bias)
         sd_to_f32(pw->bias, bias, bdt, (size_t)n);
     return pw;
@@ -74,12 +77,75 @@ simd_pw *sd_simd_pack_weights(const void *w, sd_dtype dt, int64_t n, int64_t k, 
     return pw;
 }
 
+simd_pw *sd_simd_pack_q8(const sd_tensor *tw, const void *w, int64_t n, int64_t k, const int64_t *koff,
+                         const void *bias, sd_dtype bdt, int nr) {
+    sd_dtype dt = tw->dtype;
+    if (!sd_q8_eligible(tw->ndim, tw->ne) || k % SD_Q8_BLOCK ||
+        (dt != SD_Q8 && dt != SD_F32 && dt != SD_F16 && dt != SD_BF16) || (dt == SD_Q8 && !tw->scale))
+        return NULL;
+    int64_t npan = (n + nr - 1) / nr, nb = k / SD_Q8_BLOCK;
+    size_t qbytes = (size_t)npan * (size_t)k * (size_t)nr;
+    simd_pw *pw = sd_simd_pw_alloc(n, k, nr, SD_Q8, bias, bdt, qbytes + (size_t)npan * (size_t)nb * (size_t)nr * 2);
+    size_t es = sd_dtype_size(dt);
+    float *row = malloc((size_t)k * sizeof(float));
+    unsigned char *raw = malloc((size_t)k * es);
+    int8_t *qrow = malloc((size_t)k);
+    uint16_t *srow = malloc((size_t)nb * 2);
+    if (!pw || !row || !raw || !qrow || !srow) {
+        free(pw), free(row), free(raw), free(qrow), free(srow);
+        return NULL;
+    }
+    int8_t *pq = pw->panels;
+    pw->scales = (uint16_t *)(pq + qbytes);
+    /* Stored blocks run along dim 1 (inner = the dims after it): element e
+     * of a row has scale (e / inner / 32) * inner + e % inner. */
+    int64_t inner = 1;
+    for (int d = 2; d < tw->ndim; d++) inner *= tw->ne[d];
+    for (int64_t r = 0; r < npan * nr; r++) {
+        int64_t p = r / nr, c = r % nr;
+        int8_t *dq = pq + (size_t)p * (size_t)k * (size_t)nr + c;
+        uint16_t *ds = pw->scales + (size_t)p * (size_t)nb * (size_t)nr + c;
+        if (r >= n) {
+            for (int64_t kk = 0; kk < k; kk++) dq[kk * nr] = 0;
+            for (int64_t b = 0; b < nb; b++) ds[b * nr] = 0;
+            continue;
+        }
+        const unsigned char *src = (const unsigned char *)w + (size_t)r * (size_t)k * es;
+        if (dt == SD_Q8) {
+            const int8_t *qs = (const int8_t *)src;
+            const uint16_t *ss = (const uint16_t *)tw->scale + r * (k / SD_Q8_BLOCK);
+            for (int64_t kk = 0; kk < k; kk++) dq[kk * nr] = qs[koff ? koff[kk] : kk];
+            for (int64_t b = 0; b < nb; b++) {
+                int64_t e = koff ? koff[b * SD_Q8_BLOCK] : b * SD_Q8_BLOCK;
+                ds[b * nr] = ss[e / inner / SD_Q8_BLOCK * inner + e % inner];
+            }
+        } else {
+            /* the row in GEMM depth order, quantised per 32 of that order
+             * (= per 32 input channels of one tap, the stored blocks) */
+            if (!koff)
+                sd_to_f32(row, src, dt, (size_t)k);
+            else if (es == 2) { /* gather raw bits, then convert the run at once */
+                for (int64_t kk = 0; kk < k; kk++) memcpy(raw + 2 * kk, src + 2 * (size_t)koff[kk], 2);
+                sd_to_f32(row, raw, dt, (size_t)k);
+            } else {
+                for (int64_t kk = 0; kk < k; kk++) memcpy(&row[kk], src + 4 * (size_t)koff[kk], 4);
+            }
+            sd_q8_quantize_row(row, k, qrow, srow);
+            for (int64_t kk = 0; kk < k; kk++) dq[kk * nr] = qrow[kk];
+            for (int64_t b = 0; b < nb; b++) ds[b * nr] = srow[b];
+        }
+    }
+    free(row), free(raw), free(qrow), free(srow);
+    return pw;
+}
+
 /* ------------------------------------------------- unpacked fallback -- */
 
 typedef struct slow_job {
     const sd_cpu_ctx *c;
     const void *w, *bias;
     sd_dtype wdt, bdt;
+    const sd_tensor *tw; /* the weight (SD_Q8: its scales and geometry) */
 } slow_job;
 
 static float elem(const void *p, sd_dtype dt, int64_t i) {
@@ -88,6 +154,16 @@ static float elem(const void *p, sd_dtype dt, int64_t i) {
     case SD_BF16: return sd_bf16_to_f32(((const uint16_t *)p)[i]);
     default: return ((const float *)p)[i];
     }
+}
+
+static float welem(const slow_job *j, int64_t i) {
+    if (j->wdt != SD_Q8)
+        return elem(j->w, j->wdt, i);
+    const sd_tensor *t = j->tw;
+    int64_t inner = t->ndim == 4 ? t->ne[2] * t->ne[3] : 1, row = t->ne[1] * inner;
+    int64_t o = i / row, e = i % row;
+    uint16_t h = ((const uint16_t *)t->scale)[o * (row / SD_Q8_BLOCK) + e / inner / SD_Q8_BLOCK * inner + e % inner];
+    return sd_f16_to_f32(h) * (float)((const int8_t *)j->w)[i];
 }
 
 /* One output row (matmul) or output pixel (conv) per task. */
@@ -106,7 +182,7 @@ static void slow_task(void *ctx, int64_t m, int thread) {
         double acc = j->bias ? elem(j->bias, j->bdt, o) : 0.0;
         if (n->op == SD_OP_MATMUL) {
             int64_t K = tw->ne[1];
-            for (int64_t kk = 0; kk < K; kk++) acc += (double)x[m * K + kk] * elem(j->w, j->wdt, o * K + kk);
+            for (int64_t kk = 0; kk < K; kk++) acc += (double)x[m * K + kk] * welem(j, o * K + kk);
         } else {
             const sd_tensor *to = &g->t[n->out];
             int64_t H = tx->ne[1], W = tx->ne[2], Ci = tx->ne[3], kh = tw->ne[2], kw = tw->ne[3];
@@ -118,7 +194,7 @@ static void slow_task(void *ctx, int64_t m, int thread) {
                         continue;
                     const float *px = x + ((b * H + iy) * W + ix) * Ci;
                     for (int64_t ci = 0; ci < Ci; ci++)
-                        acc += (double)px[ci] * elem(j->w, j->wdt, ((o * Ci + ci) * kh + ky) * kw + kx);
+                        acc += (double)px[ci] * welem(j, ((o * Ci + ci) * kh + ky) * kw + kx);
                 }
         }
         if (res)
@@ -130,7 +206,7 @@ static void slow_task(void *ctx, int64_t m, int thread) {
 void sd_simd_gemm_unpacked(const sd_cpu_ctx *c) {
     const sd_node *n = c->n;
     int w = n->in[1], b = n->in[2];
-    slow_job j = {.c = c};
+    slow_job j = {.c = c, .tw = &c->g->t[w]};
     /* An f32 copy (or an activation) when the backend made one, else raw. */
     j.w = c->data[w] ? c->data[w] : c->raw[w];
     j.wdt = c->data[w] ? SD_F32 : c->g->t[w].dtype;

@@ -46,6 +46,23 @@ static void expand_f16(float *d, const uint16_t *s, int64_t n) {
     for (; i < n; i++) d[i] = sd_f16_to_f32(s[i]);
 }
 
+/* One q8 panel block to f32 (16 int8 per vpmovsxbd, fp16 scales widened
+ * once per 32 depth rows). */
+static void expand_q8(float *d, const int8_t *q, const uint16_t *s, int64_t kc) {
+    for (int64_t b = 0; b < kc / 32; b++) {
+        __m512 s0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + b * NR)));
+        __m512 s1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + b * NR + 16)));
+        const int8_t *qb = q + b * 32 * NR;
+        float *db = d + b * 32 * NR;
+        for (int t = 0; t < 32; t++) {
+            __m512i i0 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(qb + t * NR)));
+            __m512i i1 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(qb + t * NR + 16)));
+            _mm512_store_ps(db + t * NR, _mm512_mul_ps(_mm512_cvtepi32_ps(i0), s0));
+            _mm512_store_ps(db + t * NR + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(i1), s1));
+        }
+    }
+}
+
 /* 12 independent accumulator chains cover the FMA latency on every core
  * we know of; flops = iters · 12 FMAs · 16 lanes · 2. */
 double sd_simd_fma_loop_avx512(int64_t iters) {

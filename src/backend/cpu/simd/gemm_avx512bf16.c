@@ -223,13 +223,36 @@ static int weights_packable(const sd_graph *g, const sd_node *n, const void *con
     return b < 0 || (g->t[b].kind == SD_T_WEIGHT && raw[b]);
 }
 
+/* Stored 8-bit weights (SD_Q8) are rounded to bf16 from their exact
+ * dequantised values: *wd becomes a malloc'd f32 copy (freed by the
+ * caller), dt F32. Returns 0 when out of memory. */
+static int unq8(const sd_tensor *tw, const void **wd, sd_dtype *dt, float **tmp) {
+    *tmp = NULL;
+    *dt = tw->dtype;
+    if (tw->dtype != SD_Q8)
+        return 1;
+    if (!(*tmp = malloc((size_t)sd_tensor_nelem(tw) * sizeof(float) + 1)))
+        return 0;
+    sd_weight_to_f32(tw, *wd, *tmp);
+    *wd = *tmp;
+    *dt = SD_F32;
+    return 1;
+}
+
 static void *prep_matmul(const sd_graph *g, const sd_node *n, const void *const *raw) {
     if (!weights_packable(g, n, raw, 2))
         return NULL;
     int w = n->in[1], b = n->in[2];
     const sd_tensor *tw = &g->t[w];
-    return sd_simd_pack_weights_bf16(raw[w], tw->dtype, tw->ne[0], tw->ne[1], NULL, b >= 0 ? raw[b] : NULL,
-                                     b >= 0 ? g->t[b].dtype : SD_F32);
+    const void *wd = raw[w];
+    sd_dtype dt;
+    float *tmp;
+    if (!unq8(tw, &wd, &dt, &tmp))
+        return NULL;
+    simd_pw *pw = sd_simd_pack_weights_bf16(wd, dt, tw->ne[0], tw->ne[1], NULL, b >= 0 ? raw[b] : NULL,
+                                            b >= 0 ? g->t[b].dtype : SD_F32);
+    free(tmp);
+    return pw;
 }
 
 static void k_matmul(const sd_cpu_ctx *c) {
@@ -259,9 +282,17 @@ static void *prep_conv2d(const sd_graph *g, const sd_node *n, const void *const 
     for (int64_t ky = 0; ky < kh; ky++)
         for (int64_t kx = 0; kx < kw; kx++)
             for (int64_t i = 0; i < ci; i++) koff[(ky * kw + kx) * ci + i] = (i * kh + ky) * kw + kx;
-    simd_pw *pw = sd_simd_pack_weights_bf16(raw[w], tw->dtype, co, K, koff, b >= 0 ? raw[b] : NULL,
+    const void *wd = raw[w];
+    sd_dtype dt;
+    float *tmp;
+    if (!unq8(tw, &wd, &dt, &tmp)) {
+        free(koff);
+        return NULL;
+    }
+    simd_pw *pw = sd_simd_pack_weights_bf16(wd, dt, co, K, koff, b >= 0 ? raw[b] : NULL,
                                             b >= 0 ? g->t[b].dtype : SD_F32);
     free(koff);
+    free(tmp);
     return pw;
 }
 
@@ -308,4 +339,6 @@ void sd_simd_install_avx512bf16(sd_cpu_kernels *k) {
     k->fn[SD_OP_CONV2D] = k_conv2d;
     k->prep[SD_OP_CONV2D] = prep_conv2d;
     k->want_f32_weights[SD_OP_CONV2D] = 0;
+    /* bf16 is its own weight precision: no 8-bit weights made at load */
+    k->prep_q8[SD_OP_MATMUL] = k->prep_q8[SD_OP_CONV2D] = NULL;
 }

@@ -61,6 +61,17 @@ static void expand_f16(float *d, const uint16_t *s, int64_t n) {
     for (; i < n; i++) d[i] = sd_f16_to_f32(s[i]);
 }
 
+/* One q8 panel block to f32 (plain C; the compiler vectorises the inner
+ * loop). */
+static void expand_q8(float *d, const int8_t *q, const uint16_t *s, int64_t kc) {
+    for (int64_t b = 0; b < kc / 32; b++) {
+        float sc[NR];
+        for (int c = 0; c < NR; c++) sc[c] = sd_f16_to_f32(s[b * NR + c]);
+        for (int64_t t = b * 32; t < b * 32 + 32; t++)
+            for (int c = 0; c < NR; c++) d[t * NR + c] = sc[c] * (float)q[t * NR + c];
+    }
+}
+
 double sd_simd_fma_loop_neon(int64_t iters) {
     float32x4_t x[16], m = vdupq_n_f32(0.999999f), d = vdupq_n_f32(1e-7f);
     for (int i = 0; i < 16; i++) x[i] = vdupq_n_f32((float)i);

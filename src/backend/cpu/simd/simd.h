@@ -30,6 +30,11 @@ typedef struct simd_pw {
     int dtype;     /* sd_dtype of the panel elements */
     float *bias;   /* f32[n] inside the same allocation, or NULL */
     void *panels;  /* 64-byte aligned, inside the same allocation */
+    /* SD_Q8 panels: int8 elements as above, and per panel p, depth block
+     * b = kk / 32, column c the fp16 scale scales[(p * k / 32 + b) * nr + c]
+     * (k is a multiple of 32); NULL for other dtypes. */
+    uint16_t *scales;
+    size_t bytes;  /* the whole allocation */
 } simd_pw;
 
 /* Packs w (raw, dtype dt, n rows of k elements) into nr-wide panels. For
@@ -42,6 +47,13 @@ simd_pw *sd_simd_pw_alloc(int64_t n, int64_t k, int nr, sd_dtype dt, const void 
                           sd_dtype bdt, size_t pbytes);
 simd_pw *sd_simd_pack_weights(const void *w, sd_dtype dt, int64_t n, int64_t k, const int64_t *koff,
                               const void *bias, sd_dtype bdt, int nr);
+
+/* q8 panels (dtype SD_Q8) from weight tw's data w (F32/F16/BF16: quantised
+ * here, in GEMM depth order, exactly as sd_q8_quantize_tensor would; SD_Q8:
+ * the stored values and scales as they are). n rows of k depth, koff as
+ * above. NULL when out of memory or tw is not q8-eligible. */
+simd_pw *sd_simd_pack_q8(const sd_tensor *tw, const void *w, int64_t n, int64_t k, const int64_t *koff,
+                         const void *bias, sd_dtype bdt, int nr);
 
 /* Matmul/conv without a packed weight (the prep allocation failed, or the
  * weight is an activation): correct, unblocked, threaded over rows. */
