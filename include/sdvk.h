@@ -187,6 +187,12 @@ typedef struct sdvk_options {
     const char *vae_path;   /* a separate VAE file replacing the checkpoint's; NULL = none */
     const char *lora_dir;   /* where <lora:NAME:W> in prompts looks for NAME.safetensors */
     const char *embedding_dir; /* textual-inversion embeddings named in prompts */
+    /* TAESD (madebyollin's tiny autoencoder; diffusers' AutoencoderTiny
+     * .safetensors, or its taesd_decoder file): previews decode with it
+     * (else a linear latent-to-RGB map at latent size), and with taesd_final
+     * the pictures too (fast, approximate: no fine detail) */
+    const char *taesd_path;
+    int taesd_final;
     sdvk_keep keep;
     sdvk_tiling vae_tiling;
     /* Memory budget in MiB: host memory of the process with the CPU backend,

@@ -6,6 +6,7 @@
 #include "core/status.h"
 #include "ctx.h"
 #include "extra.h"
+#include "model/taesd.h"
 #include "sample/noise.h"
 #include "tokenizer/tokenizer.h"
 
@@ -82,7 +83,7 @@ sdvk_status sdvk_create(const char *model_path, const sdvk_options *opt, sdvk_ct
     sd_ctx_enter(c);
     if (own(c, 0, &c->opt.vocab_path) || own(c, 1, &c->opt.fallback_vocab_path) ||
         own(c, 2, &c->opt.cpu_isa) || own(c, 3, &c->opt.vae_path) || own(c, 4, &c->opt.lora_dir) ||
-        own(c, 5, &c->opt.embedding_dir)) {
+        own(c, 5, &c->opt.embedding_dir) || own(c, 6, &c->opt.taesd_path)) {
         sdvk_destroy(c);
         return sd_err(SDVK_ERR_OOM, "out of memory");
     }
@@ -91,10 +92,25 @@ sdvk_status sdvk_create(const char *model_path, const sdvk_options *opt, sdvk_ct
         s = sd_err(SDVK_ERR_INVALID_ARG, "unknown backend %d", (int)c->opt.backend);
     else if ((unsigned)c->opt.vae_tiling > SDVK_TILING_OFF)
         s = sd_err(SDVK_ERR_INVALID_ARG, "unknown VAE tiling mode %d", (int)c->opt.vae_tiling);
+    else if (c->opt.taesd_final && !c->opt.taesd_path)
+        s = sd_err(SDVK_ERR_INVALID_ARG, "taesd_final needs taesd_path (a TAESD model)");
     else if (c->opt.max_memory_mb < 0 || c->opt.vae_tile_rows < 0)
         s = sd_err(SDVK_ERR_INVALID_ARG, "max_memory_mb and vae_tile_rows must not be negative");
     if (!s)
         s = sd_model_open_ex(model_path, c->opt.vae_path, &c->model);
+    if (!s && c->opt.taesd_path) {
+        sd_taesd_info ti;
+        s = sd_st_open(c->opt.taesd_path, &c->taesd);
+        if (!s)
+            s = sd_taesd_inspect(c->taesd, &ti);
+        if (!s && !ti.has_decoder)
+            s = sd_err(SDVK_ERR_MODEL, "%s: a TAESD encoder only; previews and decoding need the "
+                       "decoder", c->opt.taesd_path);
+        if (!s && (ti.z_ch != c->model->vae.z_ch || ti.factor != sd_vae_factor(c->model)))
+            s = sd_err(SDVK_ERR_MODEL, "%s: TAESD for %d-channel latents at factor %d; the model's "
+                       "are %d channels at factor %d", c->opt.taesd_path, ti.z_ch, ti.factor,
+                       c->model->vae.z_ch, sd_vae_factor(c->model));
+    }
     if (!s) {
         char desc[512];
         sd_model_describe(c->model, desc, sizeof desc);
@@ -130,7 +146,8 @@ void sdvk_destroy(sdvk_ctx *c) {
     sd_backend_destroy(c->be);
     sd_tokenizer_free(c->tok);
     sd_model_close(c->model);
-    for (int i = 0; i < 6; i++) free(c->strings[i]);
+    for (int i = 0; i < 7; i++) free(c->strings[i]);
+    sd_st_close(c->taesd);
     free(c);
 }
 

@@ -19,10 +19,17 @@
 struct sd_tokenizer;
 struct sd_extra;
 
-typedef enum sd_net { SD_NET_CLIP, SD_NET_UNET, SD_NET_VAE_DEC, SD_NET_VAE_ENC, SD_NET_COUNT } sd_net;
+typedef enum sd_net {
+    SD_NET_CLIP,
+    SD_NET_UNET,
+    SD_NET_VAE_DEC,
+    SD_NET_VAE_ENC,
+    SD_NET_TAESD, /* the TAESD decoder (options.taesd_path) */
+    SD_NET_COUNT
+} sd_net;
 
 /* Graph kinds (key[0] of a cached graph). */
-enum { SD_GK_CLIP = 1, SD_GK_UNET, SD_GK_SAMPLE, SD_GK_DEC, SD_GK_ENC };
+enum { SD_GK_CLIP = 1, SD_GK_UNET, SD_GK_SAMPLE, SD_GK_DEC, SD_GK_ENC, SD_GK_TAESD };
 
 #define SD_MAX_SIDE 4096 /* largest width/height of a generation */
 #define SD_CACHE_SLOTS 8 /* prepared graphs kept at once */
@@ -41,8 +48,9 @@ typedef struct sd_cached {
 
 struct sdvk_ctx {
     sdvk_options opt;
-    char *strings[6]; /* owned copies of the option strings */
+    char *strings[7]; /* owned copies of the option strings */
     sd_model *model;
+    struct sd_safetensors *taesd; /* options.taesd_path, opened (its own tensor table) */
     sd_backend *be;
     struct sd_tokenizer *tok;
     sd_bweights *w[SD_NET_COUNT];
@@ -123,9 +131,20 @@ typedef struct sd_sample_req {
     sdvk_progress_fn progress;
     void *progress_user;
     int progress_base, progress_total; /* steps reported as base + k of total */
+    /* previews: after every latent_every-th step but the last, on_latent gets
+     * the current latent [B,h,w,C] as the UNet sees it (scaled by the next
+     * step's c_in), valid during the call; step counts as progress does */
+    void (*on_latent)(void *user, int step, const float *x, int64_t B, int64_t h, int64_t w);
+    void *latent_user;
+    int latent_every;
 } sd_sample_req;
 sdvk_status sd_run_sample(sdvk_ctx *ctx, const sd_sample_req *r);
 
+/* TAESD decode NHWC z [B,h,w,4] (the UNet's latents) -> img [B,8h,8w,3];
+ * sd_taesd_ready: the context has a TAESD decoder. */
+int sd_taesd_ready(const sdvk_ctx *ctx);
+sdvk_status sd_run_taesd_decode(sdvk_ctx *ctx, const float *z, int64_t B, int64_t h, int64_t w,
+                                float **img);
 /* VAE decode NHWC z [B,h,w,4] -> img [B,8h,8w,3] (malloc'd). */
 sdvk_status sd_run_vae_decode(sdvk_ctx *ctx, const float *z, int64_t B, int64_t h, int64_t w,
                               float **img);

@@ -543,6 +543,53 @@ typedef struct run {
     int progress_total;
 } run;
 
+/* Preview of picture 0 of the batch at a sampler step: TAESD when the
+ * context has one, else a linear map of the four latent channels to RGB at
+ * latent size (the least-squares fit for SD v1's VAE that A1111 calls
+ * "Approx cheap"): a rough picture for nothing. */
+static const float latent_rgb[4][3] = {{0.3512f, 0.2297f, 0.3227f},
+                                       {0.3250f, 0.4974f, 0.2350f},
+                                       {-0.2829f, 0.1762f, 0.2721f},
+                                       {-0.2120f, -0.2616f, -0.7177f}};
+
+static void on_latent(void *user, int step, const float *x, int64_t B, int64_t h, int64_t w) {
+    run *r = user;
+    const sdvk_gen_params *p = &r->g.p;
+    (void)B;
+    if (!p->preview || r->g.zc != 4)
+        return;
+    float *rgb = NULL;
+    int64_t W = w, H = h;
+    if (sd_taesd_ready(r->c)) {
+        if (sd_run_taesd_decode(r->c, x, 1, h, w, &rgb)) {
+            sd_log("preview: %s", sdvk_last_error());
+            rgb = NULL;
+        } else {
+            W = w * 8;
+            H = h * 8;
+        }
+    }
+    if (!rgb) {
+        W = w;
+        H = h;
+        if (!(rgb = malloc((size_t)(h * w * 3) * sizeof *rgb)))
+            return;
+        for (int64_t i = 0; i < h * w; i++)
+            for (int c = 0; c < 3; c++) {
+                float v = 0;
+                for (int k = 0; k < 4; k++) v += x[i * 4 + k] * latent_rgb[k][c];
+                rgb[i * 3 + c] = isfinite(v) ? v : 0.0f;
+            }
+    }
+    sdvk_image img = {0};
+    if (!to_rgb8(rgb, (int)W, (int)H, &img))
+        p->preview(p->preview_user, step, &img);
+    else
+        sd_err_clear();
+    free(img.data);
+    free(rgb);
+}
+
 /* n standard normals for picture k, NCHW order, stored NHWC at dst. */
 static sdvk_status draw(run *r, int k, int64_t h, int64_t w, float *dst) {
     const int C = r->g.zc;
@@ -614,7 +661,10 @@ static sdvk_status sample_pass(run *r, const sd_plan_opts *po, int64_t h, int64_
                              .progress = g->p.progress,
                              .progress_user = g->p.progress_user,
                              .progress_base = progress_base,
-                             .progress_total = r->progress_total};
+                             .progress_total = r->progress_total,
+                             .on_latent = g->p.preview && g->p.preview_every > 0 ? on_latent : NULL,
+                             .latent_user = r,
+                             .latent_every = g->p.preview_every};
         s = sd_run_sample(r->c, &req);
     }
     sd_plan_free(&plan);
@@ -657,9 +707,13 @@ static void upscale_latent(const float *in, int B, int h, int w, int C, float *o
 
 static sdvk_status decode_one(run *r, const float *z, int64_t h, int64_t w, float **img) {
     double t0 = now_s();
-    sdvk_status s = sd_run_vae_decode(r->c, z, 1, h, w, img);
+    sdvk_status s = r->c->opt.taesd_final && sd_taesd_ready(r->c)
+                        ? sd_run_taesd_decode(r->c, z, 1, h, w, img)
+                        : sd_run_vae_decode(r->c, z, 1, h, w, img);
     if (!s)
-        sd_log_verbose("VAE decode %lldx%lld in %.3f s", (long long)(w * r->g.f),
+        sd_log_verbose("%s decode %lldx%lld in %.3f s",
+                       r->c->opt.taesd_final && sd_taesd_ready(r->c) ? "TAESD" : "VAE",
+                       (long long)(w * r->g.f),
                        (long long)(h * r->g.f), now_s() - t0);
     return s;
 }
@@ -898,6 +952,7 @@ static sdvk_status generate(sdvk_ctx *c, const sdvk_gen_params *in, sd_given *gi
     if (!s)
         s = decode_all(&r, x, g->W2, g->H2, out);
     sd_net_done(c, SD_NET_VAE_DEC);
+    sd_net_done(c, SD_NET_TAESD);
     for (int k = 0; !s && k < B; k++) s = infotext(c, g, k, &out->infotexts[k]);
     free(x);
     run_free(&r);

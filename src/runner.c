@@ -16,6 +16,7 @@
 #include "core/status.h"
 #include "ctx.h"
 #include "extra.h"
+#include "model/taesd.h"
 
 void sd_ctx_enter(const sdvk_ctx *ctx) {
     sd_log_set_sink(ctx->opt.log, ctx->opt.log_user, ctx->opt.verbose);
@@ -105,8 +106,11 @@ size_t sd_net_weight_bytes(sdvk_ctx *ctx, sd_net net) {
         {"cond_stage_model.", "cond_stage_model."},
         {"model.diffusion_model.", "model.diffusion_model."},
         {"first_stage_model.decoder.", "first_stage_model.post_quant_conv."},
-        {"first_stage_model.encoder.", "first_stage_model.quant_conv."}};
-    const sd_safetensors *st = ctx->model->st;
+        {"first_stage_model.encoder.", "first_stage_model.quant_conv."},
+        {"", ""}}; /* TAESD: its whole (small) file */
+    const sd_safetensors *st = net == SD_NET_TAESD ? ctx->taesd : ctx->model->st;
+    if (!st)
+        return 0;
     size_t n = 0;
     for (int i = 0; i < st->n; i++)
         for (int k = 0; k < 2; k++)
@@ -210,7 +214,7 @@ sdvk_status sd_cache_add(sdvk_ctx *ctx, sd_net net, sd_graph *g, const int64_t k
     c->last_use = ++ctx->clock;
     ctx->graphs_prepared++;
     /* the backend holds its own copy now: drop the checkpoint's pages */
-    sd_st_release_pages(ctx->model->st);
+    sd_st_release_pages(net == SD_NET_TAESD ? ctx->taesd : ctx->model->st);
     *out = c;
     return SDVK_OK;
 }
@@ -571,7 +575,27 @@ sdvk_status sd_run_sample(sdvk_ctx *ctx, const sd_sample_req *r) {
     if (!s) {
         double t0 = now_s();
         progress_fwd pf = {ctx, r, 0, 0, t0};
-        s = ctx->be->v->run(ctx->be, c->bg, 0, pl->n_evals, on_eval, &pf);
+        /* one run of all evals, or runs that stop where a preview is due */
+        for (int e0 = 0; !s && e0 < pl->n_evals;) {
+            int e1 = pl->n_evals;
+            for (int e = e0; r->on_latent && r->latent_every > 0 && e + 1 < pl->n_evals; e++)
+                if (pl->eval_step[e + 1] != pl->eval_step[e] &&
+                    (pl->eval_step[e] + 1) % r->latent_every == 0) {
+                    e1 = e + 1;
+                    break;
+                }
+            s = ctx->be->v->run(ctx->be, c->bg, e0, e1 - e0, on_eval, &pf);
+            if (!s && e1 < pl->n_evals) {
+                s = ctx->be->v->read(ctx->be, c->bg, c->in[SI_REGS], regs,
+                                     sd_tensor_nbytes(&c->g->t[c->in[SI_REGS]]));
+                const float cin = pl->rows[(size_t)e1 * SD_ROW + SD_ROW_CIN];
+                for (int64_t i = 0; !s && i < per; i++) regs[i] *= cin;
+                if (!s)
+                    r->on_latent(r->latent_user, r->progress_base + pl->eval_step[e1 - 1] + 1, regs,
+                                 B, h, w);
+            }
+            e0 = e1;
+        }
         ctx->seconds_sampling += now_s() - t0;
         if (!s)
             sd_log_verbose("sampler: %d steps (%d model evaluations) in %.2f s", pl->n_steps,
@@ -589,6 +613,32 @@ sdvk_status sd_run_sample(sdvk_ctx *ctx, const sd_sample_req *r) {
     }
     free(regs);
     return s;
+}
+
+/* ---- TAESD ---------------------------------------------------------------------- */
+
+int sd_taesd_ready(const sdvk_ctx *ctx) { return ctx->taesd != NULL; }
+
+sdvk_status sd_run_taesd_decode(sdvk_ctx *ctx, const float *z, int64_t B, int64_t h, int64_t w,
+                                float **img) {
+    *img = NULL;
+    if (!ctx->taesd)
+        return sd_err(SDVK_ERR_INVALID_ARG, "no TAESD model given");
+    SD_TRY(check_latent(ctx, h, w));
+    int64_t key[12] = {SD_GK_TAESD, B, h, w};
+    sd_cached *c = sd_cache_find(ctx, key);
+    if (!c) {
+        sd_graph *g = sd_graph_new();
+        if (!g)
+            return sd_err(SDVK_ERR_OOM, "out of memory");
+        int64_t ne[4] = {B, h, w, ctx->model->vae.z_ch};
+        int in[8] = {sd_graph_input(g, SD_F32, 4, ne, "latent")};
+        int o = sd_graph_output(g, sd_taesd_decode_build(g, ctx->taesd, in[0]));
+        SD_TRY(sd_cache_add(ctx, SD_NET_TAESD, g, key, in, o, &c));
+    }
+    SD_TRY(write_in(ctx, c, c->in[0], z));
+    SD_TRY(ctx->be->v->run(ctx->be, c->bg, 0, 1, NULL, NULL));
+    return read_out(ctx, c, c->out, img);
 }
 
 /* ---- the VAE -------------------------------------------------------------------- */

@@ -217,6 +217,18 @@ int cli_engine_option(cli_args *a, sdvk_options *opt, int *rc) {
             opt->vae_path = v;
         return 1;
     }
+    if (cli_is(a, "--taesd", NULL)) {
+        if (!(*rc = cli_value(a, &v)) && !(*rc = cli_check_input_file("--taesd", v))) {
+            opt->taesd_path = v;
+            opt->taesd_final = opt->taesd_final >= 0; /* unless --taesd-preview-only came first */
+        }
+        return 1;
+    }
+    if (cli_is(a, "--taesd-preview-only", NULL)) {
+        *rc = cli_no_value(a);
+        opt->taesd_final = -1; /* read by cli_engine_check */
+        return 1;
+    }
     if (cli_is(a, "--vae-tiling", NULL)) {
         if ((*rc = cli_value(a, &v)))
             return 1;
@@ -279,7 +291,12 @@ int cli_engine_option(cli_args *a, sdvk_options *opt, int *rc) {
     return 0;
 }
 
-void cli_engine_check(const sdvk_options *opt) {
+void cli_engine_check(sdvk_options *opt) {
+    if (opt->taesd_final < 0) {
+        if (!opt->taesd_path)
+            cli_warn("--taesd-preview-only without --taesd: ignored");
+        opt->taesd_final = 0;
+    }
     if (opt->backend == SDVK_BACKEND_CPU) {
         if (opt->precision == SDVK_PRECISION_F16)
             cli_warn("--precision f16 is a Vulkan precision; the CPU backend computes in f32 "
@@ -356,6 +373,9 @@ void cli_engine_help(FILE *f) {
           "  --vae PATH                 a separate VAE (.safetensors, .ckpt or a diffusers vae/ folder)\n"
           "  --lora-model-dir DIR       where <lora:NAME:W> in a prompt finds NAME.safetensors\n"
           "  --embd-dir DIR             textual-inversion embeddings, used where a prompt names them\n"
+          "  --taesd PATH               TAESD (tiny autoencoder, diffusers AutoencoderTiny\n"
+          "                             .safetensors): fast approximate decoding and previews\n"
+          "  --taesd-preview-only       TAESD for previews only; pictures use the full VAE\n"
           "  --vae-tiling auto|on|off   VAE in bands of rows, exact (whole-picture GroupNorm\n"
           "                             statistics); auto: only when the whole VAE would not fit\n"
           "  --max-memory MB            memory budget in MiB (host for the CPU, device for Vulkan);\n"
@@ -413,6 +433,8 @@ int cli_create_ctx(const char *model, const sdvk_options *opt_in, sdvk_ctx **ctx
     double t0 = cli_now();
     sdvk_options o = *opt_in;
     o.log = cli_log;
+    if (o.taesd_final < 0) /* --taesd-preview-only */
+        o.taesd_final = 0;
     const sdvk_options *opt = &o;
     sdvk_status s = sdvk_create(model, opt, ctx);
     if (s != SDVK_OK) {

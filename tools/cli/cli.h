@@ -71,7 +71,7 @@ int cli_engine_option(cli_args *a, sdvk_options *opt, int *rc);
 /* Help lines for the engine options. */
 void cli_engine_help(FILE *f);
 /* Warnings for engine options that do not apply to the chosen backend. */
-void cli_engine_check(const sdvk_options *opt);
+void cli_engine_check(sdvk_options *opt);
 /* Sampler, schedule and generator names; an unknown one lists the valid
  * ones. cli_parse_sampler also takes A1111's "DPM++ 2M Karras" (setting
  * *sch). 0 or CLI_USAGE. */

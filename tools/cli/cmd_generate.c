@@ -21,7 +21,8 @@
 #define MAX_BATCH_COUNT 10000
 
 typedef struct gen_cfg {
-    const char *model, *prompt, *neg, *out, *init_img, *mask;
+    const char *model, *prompt, *neg, *out, *init_img, *mask, *preview;
+    long preview_every;
     long width, height, steps, batch_count, batch_size, clip_skip, mask_blur, hires_steps;
     int width_set, height_set, strength_set, seed_random, list_devices, demo, model_set;
     int outpaint[4], outpaint_set, mask_blur_set, eta_set;
@@ -85,6 +86,10 @@ static void usage(FILE *f) {
           "      --hires-steps N        steps of the second pass (default: --steps)\n"
           "      --hires-denoise X      its denoising strength (default 0.5)\n"
           "      --hires-upscaler NAME  latent (bilinear, default), latent-nearest or lanczos\n"
+          "      --preview PATH         write a preview PNG of the current latent while sampling\n"
+          "                             (TAESD with --taesd, else a rough colour map at latent\n"
+          "                             size); a %d in PATH is the step (one file per preview)\n"
+          "      --preview-every N      steps between previews (default 1)\n"
           "\n"
           "Engine options:\n",
           f);
@@ -224,6 +229,12 @@ static int parse(int argc, char **argv, gen_cfg *c, char **prompt_buf) {
                 return rc;
         } else if (cli_is(&a, "-i", "--init-img")) {
             if ((rc = cli_value(&a, &c->init_img)))
+                return rc;
+        } else if (cli_is(&a, "--preview", NULL)) {
+            if ((rc = cli_value(&a, &c->preview)))
+                return rc;
+        } else if (cli_is(&a, "--preview-every", NULL)) {
+            if ((rc = cli_value(&a, &v)) || (rc = cli_parse_int(a.opt, v, 1, 1000, &c->preview_every)))
                 return rc;
         } else if (cli_is(&a, "--mask", NULL)) {
             if ((rc = cli_value(&a, &c->mask)))
@@ -415,6 +426,31 @@ static int write_png(const char *path, const sdvk_image *img, const char *info) 
     return 0;
 }
 
+/* --preview: each preview replaces the file whole (written beside it, then
+ * renamed), so a viewer never reads half a picture; "%d" in the path gives
+ * one file per step. */
+typedef struct preview_out {
+    const char *path;
+    int failed;
+} preview_out;
+
+static void on_preview(void *user, int step, const sdvk_image *img) {
+    preview_out *po = user;
+    char path[4200], tmp[4300];
+    const char *d = strstr(po->path, "%d");
+    if (d)
+        snprintf(path, sizeof path, "%.*s%d%s", (int)(d - po->path), po->path, step, d + 2);
+    else
+        snprintf(path, sizeof path, "%s", po->path);
+    snprintf(tmp, sizeof tmp, "%s.part", path);
+    if (sdvk_png_write(tmp, img, NULL) != SDVK_OK || rename(tmp, path) != 0) {
+        if (!po->failed)
+            cli_warn("--preview: cannot write '%s': %s", path, sdvk_last_error());
+        po->failed = 1;
+        remove(tmp);
+    }
+}
+
 static int run(gen_cfg *c) {
     sdvk_image init = {0}, mask = {0};
     sdvk_ctx *ctx = NULL;
@@ -437,6 +473,17 @@ static int run(gen_cfg *c) {
         size_t on = strlen(c->out);
         if (on < 4 || strcasecmp(c->out + on - 4, ".png") != 0)
             cli_warn("-o/--output: '%s' does not end in .png; the file is written as PNG", c->out);
+    }
+
+    if (c->preview) {
+        if (strstr(strstr(c->preview, "%d") ? strstr(c->preview, "%d") + 2 : c->preview, "%")) {
+            rc = cli_usage_error("--preview: '%s': only one %%d may appear in the path", c->preview);
+            goto done;
+        }
+        if ((rc = cli_check_output("--preview", c->preview)))
+            goto done;
+    } else if (c->preview_every) {
+        cli_warn("--preview-every without --preview: no previews are written");
     }
 
     /* The model, then what depends on it. */
@@ -506,6 +553,12 @@ static int run(gen_cfg *c) {
     p.hires_steps = (int)c->hires_steps;
     p.hires_denoise = (float)c->hires_denoise;
     p.hires_upscaler = c->upscaler;
+    preview_out pout = {c->preview, 0};
+    if (c->preview) {
+        p.preview = on_preview;
+        p.preview_user = &pout;
+        p.preview_every = c->preview_every ? (int)c->preview_every : 1;
+    }
     /* Everything the library checks before running (sizes, strength, the
      * model's kind), reported now rather than after "stopped in ...". */
     char *probe = NULL;
