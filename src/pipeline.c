@@ -553,7 +553,10 @@ static sdvk_status sample_pass(run *r, const sd_plan_opts *po, int64_t h, int64_
     sd_plan plan;
     SD_TRY(sd_plan_make(po, &plan));
     float *n0 = malloc((size_t)(B * per) * sizeof *n0);
-    float *noise = plan.uses_noise ? malloc((size_t)(plan.n_evals * B * per) * sizeof *noise) : NULL;
+    /* zeroed: rows of evaluations that draw no noise are still read by the
+     * step graph (times a zero coefficient), and 0 * NaN from uninitialised
+     * memory would be NaN */
+    float *noise = plan.uses_noise ? calloc((size_t)(plan.n_evals * B * per), sizeof *noise) : NULL;
     sdvk_status s = SDVK_OK;
     if (!n0 || (plan.uses_noise && !noise))
         s = sd_err(SDVK_ERR_OOM, "out of memory");
