@@ -394,6 +394,12 @@ sdvk_status sdvk_check_writable(const char *path);
  * on the context's backend, for verification against other implementations. */
 sdvk_status sdvk_stage_clip(sdvk_ctx *ctx, const int32_t *ids, int batch, int len, int clip_skip,
                             float **out, int64_t out_ne[3]);
+/* The text-encoder output for an A1111 prompt, as a generation computes
+ * its condition: <lora:...> tags applied, embeddings of embedding_dir put
+ * into the token stream, emphasis weights; a prompt longer than 75 tokens
+ * gives several 77-token windows. Output [1, 77 * windows, width]. */
+sdvk_status sdvk_stage_clip_prompt(sdvk_ctx *ctx, const char *prompt, int clip_skip, float **out,
+                                   int64_t out_ne[3]);
 sdvk_status sdvk_stage_unet(sdvk_ctx *ctx, const float *latent, const int64_t lat_ne[4],
                             float timestep, const float *context, const int64_t ctx_ne[3],
                             float **out, int64_t out_ne[4]);
