@@ -210,35 +210,14 @@ static int parse(int argc, char **argv, stage_cfg *c) {
             if ((rc = cli_value(&a, &v)) || (rc = cli_parse_float(a.opt, v, 0.0, 10.0, &c->eta)))
                 return rc;
         } else if (cli_is(&a, "--lora", NULL)) {
-            /* PATH[:W[:UNET_W]]: the weight from the last ':' that parses */
             if ((rc = cli_value(&a, &v)))
                 return rc;
             if (c->n_loras == 16)
                 return cli_usage_error("--lora: at most 16");
-            sdvk_lora *l = &c->loras[c->n_loras];
-            char *p = c->lora_paths[c->n_loras];
-            snprintf(p, sizeof c->lora_paths[0], "%s", v);
-            l->te_weight = l->unet_weight = 1.0f;
-            double w[2];
-            int nw = 0;
-            for (char *colon; nw < 2 && (colon = strrchr(p, ':'));) {
-                char *end;
-                double x = strtod(colon + 1, &end);
-                if (end == colon + 1 || *end || !isfinite(x))
-                    break;
-                w[nw++] = x;
-                *colon = 0;
-            }
-            if (nw == 1)
-                l->te_weight = l->unet_weight = (float)w[0];
-            else if (nw == 2) {
-                l->te_weight = (float)w[1];
-                l->unet_weight = (float)w[0];
-            }
-            l->path = p;
-            c->n_loras++;
-            if ((rc = cli_check_input_file("--lora", p)))
+            if ((rc = cli_parse_lora("--lora", v, c->lora_paths[c->n_loras], sizeof c->lora_paths[0],
+                                     &c->loras[c->n_loras])))
                 return rc;
+            c->n_loras++;
         } else if (cli_is(&a, "--clip-skip", NULL)) {
             bit = O_CLIP_SKIP;
             if ((rc = cli_value(&a, &v)) || (rc = cli_parse_int(a.opt, v, 1, 12, &c->clip_skip)))
