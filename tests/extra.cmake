@@ -19,7 +19,7 @@ if(EXISTS ${SDVK_EX_VOCAB} AND EXISTS ${SDVK_EX_DATA}/cases.txt)
     string(REGEX MATCH "^[^\t]+" name "${line}")
     add_test(NAME extra_${name}
       COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/test_extra.sh $<TARGET_FILE:sdvk_cli>
-              $<TARGET_FILE:sdvk_cli_check> ${SDVK_EX_WORK} ${SDVK_TEST_DATA} ${SDVK_EX_VOCAB}
+              $<TARGET_FILE:sdvk_cli_check> $<TARGET_FILE:test_loaders> ${SDVK_EX_WORK} ${SDVK_TEST_DATA} ${SDVK_EX_VOCAB}
               golden ${name})
     set_tests_properties(extra_${name} PROPERTIES LABELS "extra;cli")
   endforeach()
@@ -43,10 +43,36 @@ if(EXISTS ${SDVK_EX_VOCAB} AND EXISTS ${SDVK_EX_DATA}/cases.txt)
     foreach(case evil_tag_generate evil_tag_stage)
       add_test(NAME extra_${case}
         COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/test_extra.sh $<TARGET_FILE:sdvk_cli>
-                $<TARGET_FILE:sdvk_cli_check> ${SDVK_EX_WORK} ${SDVK_TEST_DATA} ${SDVK_EX_VOCAB}
+                $<TARGET_FILE:sdvk_cli_check> $<TARGET_FILE:test_loaders> ${SDVK_EX_WORK} ${SDVK_TEST_DATA} ${SDVK_EX_VOCAB}
                 ${case} ${CMAKE_CURRENT_BINARY_DIR}/loaders_work)
       set_tests_properties(extra_${case} PROPERTIES LABELS "extra;cli;bad-input"
                            FIXTURES_REQUIRED loaders_variants)
     endforeach()
+    # sdvk convert: .ckpt / diffusers folder / separate VAE to one file,
+    # bad inputs
+    foreach(case convert_ckpt convert_diffusers convert_vae convert_bad)
+      add_test(NAME extra_${case}
+        COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/test_extra.sh $<TARGET_FILE:sdvk_cli>
+                $<TARGET_FILE:sdvk_cli_check> $<TARGET_FILE:test_loaders> ${SDVK_EX_WORK}
+                ${SDVK_TEST_DATA} ${SDVK_EX_VOCAB} ${case} ${CMAKE_CURRENT_BINARY_DIR}/loaders_work)
+      set(_labels "extra;cli;convert")
+      if(case STREQUAL convert_bad)
+        set(_labels "extra;cli;convert;bad-input")
+      endif()
+      set_tests_properties(extra_${case} PROPERTIES LABELS "${_labels}"
+                           FIXTURES_REQUIRED loaders_variants)
+    endforeach()
   endif()
+  add_test(NAME extra_convert_api
+    COMMAND test_extra convert_api ${SDVK_TEST_DATA}/tiny/model.safetensors
+            ${SDVK_TEST_DATA}/loaders/lora_kohya_r8.safetensors ${CMAKE_CURRENT_BINARY_DIR})
+  set_tests_properties(extra_convert_api PROPERTIES LABELS "extra;convert;bad-input")
+  # sdvk convert: dtypes, LoRAs merged == LoRAs at run time
+  foreach(case convert_types convert_lora)
+    add_test(NAME extra_${case}
+      COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/test_extra.sh $<TARGET_FILE:sdvk_cli>
+              $<TARGET_FILE:sdvk_cli_check> $<TARGET_FILE:test_loaders> ${SDVK_EX_WORK}
+              ${SDVK_TEST_DATA} ${SDVK_EX_VOCAB} ${case})
+    set_tests_properties(extra_${case} PROPERTIES LABELS "extra;cli;convert")
+  endforeach()
 endif()

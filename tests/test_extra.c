@@ -7,6 +7,10 @@
  *       the same bytes; Vulkan: within f16 tolerance), and the UNet / CLIP
  *       stage outputs (float32) under the same switches compared bit for
  *       bit (CPU) or to 1e-3 (Vulkan). The LoRAs must change the picture.
+ *   test_extra convert_api MODEL LORA OUT_DIR
+ *       sdvk_convert through the API: bad arguments refused with messages,
+ *       a cancel from the progress callback leaves no file, the stats, and
+ *       the output opens as a model.
  */
 #include <math.h>
 #include <stdio.h>
@@ -250,6 +254,60 @@ static void switch_stages(void) {
     sdvk_destroy(shared);
 }
 
+static int stop_at_10(void *user, int done, int total) {
+    (void)total;
+    *(int *)user = done;
+    return done >= 10;
+}
+
+/* sdvk_convert through the API: argument checks, cancel, stats. */
+static void convert_api(const char *model, const char *lora, const char *dir) {
+    char out[4096];
+    snprintf(out, sizeof out, "%s/api_out.safetensors", dir);
+    unlink(out);
+    sdvk_convert_params p;
+    sdvk_convert_params_default(&p);
+    CHECK(sdvk_convert(NULL, out, &p, NULL) == SDVK_ERR_INVALID_ARG, "NULL model accepted");
+    CHECK(sdvk_convert(model, "", &p, NULL) == SDVK_ERR_INVALID_ARG, "empty output accepted");
+    p.type = (sdvk_convert_type)9;
+    CHECK(sdvk_convert(model, out, &p, NULL) == SDVK_ERR_INVALID_ARG &&
+              strstr(sdvk_last_error(), "unknown type"),
+          "type 9: %s", sdvk_last_error());
+    p.type = SDVK_CONVERT_F16;
+    sdvk_lora l = {lora, NAN, 1.0f};
+    p.loras = &l;
+    p.n_loras = 1;
+    CHECK(sdvk_convert(model, out, &p, NULL) == SDVK_ERR_INVALID_ARG && strstr(sdvk_last_error(), "finite"),
+          "NaN LoRA weight: %s", sdvk_last_error());
+    p.n_loras = -1;
+    CHECK(sdvk_convert(model, out, &p, NULL) == SDVK_ERR_INVALID_ARG, "n_loras -1 accepted");
+    l.te_weight = 0.5f;
+    p.n_loras = 1;
+    int seen = 0;
+    p.progress = stop_at_10;
+    p.progress_user = &seen;
+    CHECK(sdvk_convert(model, out, &p, NULL) == SDVK_ERR_CANCELLED, "cancel: %s", sdvk_last_error());
+    CHECK(seen == 10, "cancelled after %d tensors", seen);
+    struct stat sb;
+    CHECK(stat(out, &sb) != 0, "a cancelled convert left %s", out);
+    p.progress = NULL;
+    sdvk_convert_stats st;
+    CHECK(sdvk_convert(model, out, &p, &st) == SDVK_OK, "convert: %s", sdvk_last_error());
+    CHECK(st.tensors_written > 400 && st.weights_merged == 49 && st.bytes_written > 3000000,
+          "stats: %d tensors, %d merged, %llu bytes", st.tensors_written, st.weights_merged,
+          (unsigned long long)st.bytes_written);
+    printf("convert: %d tensors written, %d left out, %d merged, %llu bytes, %.2f s\n",
+           st.tensors_written, st.tensors_skipped, st.weights_merged,
+           (unsigned long long)st.bytes_written, st.seconds);
+    sdvk_options o;
+    sdvk_options_default(&o);
+    o.backend = SDVK_BACKEND_CPU;
+    sdvk_ctx *c = NULL;
+    CHECK(sdvk_create(out, &o, &c) == SDVK_OK, "the output does not load: %s", sdvk_last_error());
+    sdvk_destroy(c);
+    unlink(out);
+}
+
 int main(int argc, char **argv) {
     if (argc >= 6 && !strcmp(argv[1], "switch")) {
         g_model = argv[2];
@@ -259,8 +317,11 @@ int main(int argc, char **argv) {
         if (!getenv("SKIP_STAGES"))
             switch_stages();
         switch_pictures();
+    } else if (argc >= 5 && !strcmp(argv[1], "convert_api")) {
+        convert_api(argv[2], argv[3], argv[4]);
     } else {
-        fprintf(stderr, "usage: test_extra switch MODEL VOCAB LORA_DIR cpu|vulkan\n");
+        fprintf(stderr, "usage: test_extra switch MODEL VOCAB LORA_DIR cpu|vulkan\n"
+                        "       test_extra convert_api MODEL LORA OUT_DIR\n");
         return 2;
     }
     printf("%s: %d failure(s)\n", argv[1], g_fails);
