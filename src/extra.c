@@ -364,8 +364,9 @@ sdvk_status sd_extra_sync(sdvk_ctx *ctx, sd_net net) {
     x->n_have[net] = x->n_cur;
     x->have_set[net] = w;
     x->have_prepared[net] = st.prepared;
-    sd_log_verbose("LoRA: %ld %s weights remade for %d LoRA(s)", touched,
-                   net == SD_NET_CLIP ? "text encoder" : "UNet", x->n_cur);
+    if (touched)
+        sd_log_verbose("LoRA: %ld %s weights remade for %d LoRA(s)", touched,
+                       net == SD_NET_CLIP ? "text encoder" : "UNet", x->n_cur);
     return SDVK_OK;
 }
 

@@ -104,7 +104,7 @@ class Oracle:
             tok = CLIPTokenizer(os.path.join(d, "vocab.json"), os.path.join(d, "merges.txt"),
                                 pad_token=EOS, model_max_length=77)
         self.pipe = StableDiffusionPipeline(vae=vae, text_encoder=te, tokenizer=tok, unet=unet,
-                                            scheduler=DDIMScheduler(clip_sample=False), safety_checker=None,
+                                            scheduler=DDIMScheduler(clip_sample=False, steps_offset=1), safety_checker=None,
                                             feature_extractor=None, requires_safety_checker=False)
         self.pipe.unet.eval()
         self.pipe.text_encoder.eval()
