@@ -15,9 +15,11 @@ LoRA modes:
   fused    the same, then fuse_lora: the deltas merged into the weights in
            float32 (what sdvk does).
 """
+import atexit
 import gzip
 import json
 import os
+import shutil
 import sys
 import tempfile
 
@@ -82,6 +84,7 @@ class Oracle:
         self.model_path = model_path
         self.vocab_gz = vocab_gz
         self._tmp = tempfile.mkdtemp(prefix="sdvk_oracle_")
+        atexit.register(shutil.rmtree, self._tmp, True)
         if vocab_gz:
             hf_tokenizer(vocab_gz, os.path.join(self._tmp, "tok"))
         self.pipe = None
