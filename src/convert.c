@@ -388,5 +388,6 @@ done:
     free(jobs);
     for (int i = 0; i < nl; i++) sd_lora_free(lu[i].l);
     sd_model_close(m);
+    sd_log_set_sink(NULL, NULL, 0); /* the caller's sink is not kept past the call */
     return s;
 }
