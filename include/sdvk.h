@@ -405,6 +405,53 @@ sdvk_status sdvk_txt2img(sdvk_ctx *ctx, const sdvk_gen_params *p, sdvk_image *ou
 sdvk_status sdvk_img2img(sdvk_ctx *ctx, const sdvk_gen_params *p, const sdvk_image *init,
                          sdvk_image *out);
 
+/* ---- convert ------------------------------------------------------------------- */
+
+/* Writes any model sdvk reads (.safetensors, .ckpt, a diffusers folder),
+ * with a separate VAE and LoRAs merged if asked, as ONE single-file
+ * .safetensors in the original SD v1.x (LDM) key layout, which sdvk, A1111
+ * and ComfyUI load. It streams (memory stays near the largest weight a
+ * LoRA changes, not the model's size), writes under a temporary name
+ * beside out_path and renames it into place when done (no partial file on
+ * failure; out_path may be the model itself), and opens the result as a
+ * model before returning. Kept: the UNet, VAE and text encoder tensors
+ * (EMA copies, optimizer state and schedule buffers are left out), the
+ * source's metadata (modelspec.*, ...), plus sdvk.unet.num_heads /
+ * sdvk.clip.num_heads and where it came from (sdvk.converted_from,
+ * sdvk.vae, sdvk.loras_merged). LoRAs are merged in float32 as the engine
+ * merges them at run time, then stored in the output type. */
+typedef enum sdvk_convert_type {
+    SDVK_CONVERT_KEEP = 0, /* each tensor keeps its dtype (F64 becomes F32) */
+    SDVK_CONVERT_F16 = 1,  /* every floating-point tensor as F16 (round to nearest even) */
+    SDVK_CONVERT_F32 = 2,
+    SDVK_CONVERT_BF16 = 3
+} sdvk_convert_type;
+
+typedef struct sdvk_convert_params {
+    const char *vae_path;    /* a separate VAE replacing the model's (NULL: none) */
+    const sdvk_lora *loras;  /* merged into the weights; paths (names are not looked up) */
+    int n_loras;
+    sdvk_convert_type type;
+    sdvk_progress_fn progress; /* (tensors written, total) after each tensor; non-zero cancels */
+    void *progress_user;
+    int verbose;             /* 1: log what is merged, left out and written */
+    sdvk_log_fn log;         /* NULL: stderr */
+    void *log_user;
+} sdvk_convert_params;
+
+typedef struct sdvk_convert_stats {
+    int tensors_written;
+    int tensors_skipped;     /* not UNet, VAE or text encoder weights */
+    int weights_merged;      /* weights a LoRA changed */
+    uint64_t bytes_written;  /* tensor data */
+    double seconds;
+} sdvk_convert_stats;
+
+void sdvk_convert_params_default(sdvk_convert_params *p);
+/* params may be NULL (defaults), stats may be NULL. */
+sdvk_status sdvk_convert(const char *model_path, const char *out_path,
+                         const sdvk_convert_params *params, sdvk_convert_stats *stats);
+
 /* ---- tools: tokenizer, stages, devices, self test ---------------------------- */
 
 /* The CLIP tokenizer on its own. The vocabulary is found as a context finds
@@ -434,6 +481,12 @@ sdvk_status sdvk_check_writable(const char *path);
  * on the context's backend, for verification against other implementations. */
 sdvk_status sdvk_stage_clip(sdvk_ctx *ctx, const int32_t *ids, int batch, int len, int clip_skip,
                             float **out, int64_t out_ne[3]);
+/* The text-encoder output for an A1111 prompt, as a generation computes
+ * its condition: <lora:...> tags applied, embeddings of embedding_dir put
+ * into the token stream, emphasis weights; a prompt longer than 75 tokens
+ * gives several 77-token windows. Output [1, 77 * windows, width]. */
+sdvk_status sdvk_stage_clip_prompt(sdvk_ctx *ctx, const char *prompt, int clip_skip, float **out,
+                                   int64_t out_ne[3]);
 sdvk_status sdvk_stage_unet(sdvk_ctx *ctx, const float *latent, const int64_t lat_ne[4],
                             float timestep, const float *context, const int64_t ctx_ne[3],
                             float **out, int64_t out_ne[4]);

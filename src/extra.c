@@ -142,10 +142,9 @@ static sdvk_status load_lora(sdvk_ctx *ctx, const char *path, sd_lora **out) {
     return SDVK_OK;
 }
 
-sdvk_status sdvk_set_loras(sdvk_ctx *ctx, const sdvk_lora *loras, int n) {
-    if (!ctx || (n && !loras) || n < 0)
-        return sd_err(SDVK_ERR_INVALID_ARG, "sdvk_set_loras: bad arguments");
-    sd_ctx_enter(ctx);
+/* names_only: the LoRAs come from a prompt, whose names are looked up in
+ * lora_dir and are never paths (a prompt may come from anyone). */
+static sdvk_status set_loras(sdvk_ctx *ctx, const sdvk_lora *loras, int n, int names_only) {
     if (n > MAX_LORAS)
         return sd_err(SDVK_ERR_INVALID_ARG, "%d LoRAs: at most %d at once", n, MAX_LORAS);
     struct sd_extra *x = NULL;
@@ -155,7 +154,7 @@ sdvk_status sdvk_set_loras(sdvk_ctx *ctx, const sdvk_lora *loras, int n) {
         if (!loras[i].path)
             return sd_err(SDVK_ERR_INVALID_ARG, "LoRA %d: no path", i);
         char *path = NULL;
-        if (strchr(loras[i].path, '/'))
+        if (!names_only && strchr(loras[i].path, '/'))
             path = strdup(loras[i].path);
         else
             SD_TRY(resolve_name(ctx->opt.lora_dir, "LoRA", loras[i].path, k_lora_ext, &path));
@@ -174,6 +173,13 @@ sdvk_status sdvk_set_loras(sdvk_ctx *ctx, const sdvk_lora *loras, int n) {
     memcpy(x->cur, w, (size_t)n * sizeof *w);
     x->n_cur = n;
     return SDVK_OK;
+}
+
+sdvk_status sdvk_set_loras(sdvk_ctx *ctx, const sdvk_lora *loras, int n) {
+    if (!ctx || (n && !loras) || n < 0)
+        return sd_err(SDVK_ERR_INVALID_ARG, "sdvk_set_loras: bad arguments");
+    sd_ctx_enter(ctx);
+    return set_loras(ctx, loras, n, 0);
 }
 
 /* <lora:NAME>, <lora:NAME:W>, <lora:NAME:TE:UNET> (also <lyco:...>) */
@@ -240,7 +246,7 @@ sdvk_status sd_extra_prompt_loras(sdvk_ctx *ctx, const char *prompt, char **clea
         want keep[MAX_LORAS];
         int nk = x->n_api;
         memcpy(keep, x->api, sizeof keep);
-        s = sdvk_set_loras(ctx, tags, nt);
+        s = set_loras(ctx, tags, nt, 1);
         memcpy(x->api, keep, sizeof keep);
         x->n_api = nk;
     } else if (!s) {
@@ -358,8 +364,9 @@ sdvk_status sd_extra_sync(sdvk_ctx *ctx, sd_net net) {
     x->n_have[net] = x->n_cur;
     x->have_set[net] = w;
     x->have_prepared[net] = st.prepared;
-    sd_log_verbose("LoRA: %ld %s weights remade for %d LoRA(s)", touched,
-                   net == SD_NET_CLIP ? "text encoder" : "UNet", x->n_cur);
+    if (touched)
+        sd_log_verbose("LoRA: %ld %s weights remade for %d LoRA(s)", touched,
+                       net == SD_NET_CLIP ? "text encoder" : "UNet", x->n_cur);
     return SDVK_OK;
 }
 

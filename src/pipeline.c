@@ -614,7 +614,9 @@ static sdvk_status sample_pass(run *r, const sd_plan_opts *po, int64_t h, int64_
     sd_plan plan;
     SD_TRY(sd_plan_make(po, &plan));
     float *n0 = malloc((size_t)(B * per) * sizeof *n0);
-    /* rows of evals that take no noise stay 0 (their coefficient is 0, and 0 · NaN is not) */
+    /* zeroed: rows of evaluations that draw no noise are still read by the
+     * step graph (times a zero coefficient), and 0 * NaN from uninitialised
+     * memory would be NaN */
     float *noise = plan.uses_noise ? calloc((size_t)(plan.n_evals * B * per), sizeof *noise) : NULL;
     sdvk_status s = SDVK_OK;
     if (!n0 || (plan.uses_noise && !noise))

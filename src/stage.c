@@ -7,6 +7,8 @@
 #include "sample/noise.h"
 #include "core/status.h"
 #include "ctx.h"
+#include "extra.h"
+#include "tokenizer/tokenizer.h"
 
 #define CLIP_PAD 49407
 
@@ -37,6 +39,59 @@ sdvk_status sdvk_stage_clip(sdvk_ctx *ctx, const int32_t *ids, int batch, int le
         out_ne[1] = a->n_pos;
         out_ne[2] = a->width;
     }
+    return s;
+}
+
+/* The context's tokenizer, loaded on first use (as a generation finds it). */
+static sdvk_status stage_tokenizer(sdvk_ctx *ctx) {
+    if (ctx->tok)
+        return SDVK_OK;
+    char *path = NULL;
+    SD_TRY(sd_tokenizer_find(ctx->opt.vocab_path, ctx->model->path, ctx->opt.fallback_vocab_path,
+                             &path));
+    sdvk_status s = sd_tokenizer_load(path, (sd_tokenizer **)&ctx->tok);
+    free(path);
+    return s;
+}
+
+sdvk_status sdvk_stage_clip_prompt(sdvk_ctx *ctx, const char *prompt, int clip_skip, float **out,
+                                   int64_t out_ne[3]) {
+    if (!ctx || !prompt || !out || !out_ne)
+        return sd_err(SDVK_ERR_INVALID_ARG, "sdvk_stage_clip_prompt: NULL argument");
+    sd_ctx_enter(ctx);
+    const sd_clip_arch *a = &ctx->model->clip;
+    if (!a->present)
+        return sd_err(SDVK_ERR_MODEL, "%s: the checkpoint has no CLIP text encoder",
+                      ctx->model->path);
+    if (a->n_pos != SD_CLIP_CTX)
+        return sd_err(SDVK_ERR_MODEL, "%s: CLIP takes %d positions; the tokenizer makes %d",
+                      ctx->model->path, a->n_pos, SD_CLIP_CTX);
+    SD_TRY(stage_tokenizer(ctx));
+    /* what a generation does with its prompt: <lora:...> tags pick the
+     * LoRAs, embeddings named go into the token stream, emphasis weights */
+    char *clean = NULL;
+    int32_t *ids = NULL;
+    float *wts = NULL, *z = NULL;
+    int nch = 0, chunked = 0;
+    sd_extra_tok vec = {0};
+    sdvk_status s = sd_extra_prompt_loras(ctx, prompt, &clean);
+    if (!s)
+        s = sd_extra_tokenize(ctx, clean, 1, &vec, &ids, &wts, &nch, &chunked);
+    if (!s)
+        s = sd_run_clip(ctx, ids, nch, clip_skip, vec.vec, vec.n_vec, &z);
+    if (!s) {
+        sd_apply_prompt_weights(z, wts, nch, a->width);
+        out_ne[0] = 1;
+        out_ne[1] = (int64_t)nch * SD_CLIP_CTX;
+        out_ne[2] = a->width;
+        *out = z;
+        z = NULL;
+    }
+    free(clean);
+    free(ids);
+    free(wts);
+    free(vec.vec);
+    free(z);
     return s;
 }
 

@@ -36,6 +36,8 @@ static size_t st_dtype_size(const char *s) {
     return 0;
 }
 
+size_t sd_st_dtype_itemsize(const char *dtype) { return dtype ? st_dtype_size(dtype) : 0; }
+
 void sd_st_close(sd_safetensors *st) {
     if (!st)
         return;

@@ -79,6 +79,8 @@ const sd_st_tensor *sd_st_find(const sd_safetensors *st, const char *name);
  * weights they need, so the raw checkpoint does not stay in memory next to
  * the backend's own copy. */
 void sd_st_release_pages(const sd_safetensors *st);
+/* Item size of a safetensors dtype name ("F16" -> 2), 0 when unknown. */
+size_t sd_st_dtype_itemsize(const char *dtype);
 /* Metadata value or NULL. */
 const char *sd_st_meta(const sd_safetensors *st, const char *key);
 

@@ -386,6 +386,32 @@ void cli_engine_help(FILE *f) {
           f);
 }
 
+int cli_parse_lora(const char *opt, const char *v, char *buf, size_t n, sdvk_lora *l) {
+    if (strlen(v) >= n)
+        return cli_usage_error("%s: path too long", opt);
+    snprintf(buf, n, "%s", v);
+    l->te_weight = l->unet_weight = 1.0f;
+    double w[2];
+    int nw = 0;
+    for (char *colon; nw < 2 && (colon = strrchr(buf, ':'));) {
+        char *end;
+        errno = 0;
+        double x = strtod(colon + 1, &end);
+        if (end == colon + 1 || *end || !isfinite(x) || errno)
+            break;
+        w[nw++] = x;
+        *colon = 0;
+    }
+    if (nw == 1)
+        l->te_weight = l->unet_weight = (float)w[0];
+    else if (nw == 2) {
+        l->te_weight = (float)w[1];
+        l->unet_weight = (float)w[0];
+    }
+    l->path = buf;
+    return cli_check_input_file(opt, buf);
+}
+
 int cli_check_input_file(const char *what, const char *path) {
     struct stat st;
     if (path[0] == '\0')

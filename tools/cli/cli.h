@@ -79,6 +79,13 @@ int cli_parse_sampler(const char *opt, const char *s, sdvk_sampler *out, sdvk_sc
 int cli_parse_schedule(const char *opt, const char *s, sdvk_schedule *out);
 int cli_parse_rng(const char *opt, const char *s, sdvk_rng *out);
 
+/* --lora FILE[:W[:UNET_W]]: a LoRA file with one weight for the text
+ * encoder and the UNet (default 1), or the text encoder's W and the UNet's
+ * UNET_W; the weights are taken from the end, so a path may hold ':'.
+ * The path is copied into buf (size n) and l->path points at it; the file
+ * must be readable. 0 or CLI_USAGE. */
+int cli_parse_lora(const char *opt, const char *v, char *buf, size_t n, sdvk_lora *l);
+
 /* Checks that path is a readable regular file; the message names `what`
  * (e.g. "-m/--model") and the path. Returns 0 or CLI_USAGE. */
 int cli_check_input_file(const char *what, const char *path);
@@ -125,6 +132,7 @@ void cli_set_cancel_ctx(sdvk_ctx *ctx);
 int cli_cmd_generate(int argc, char **argv);
 int cli_cmd_stage(int argc, char **argv);
 int cli_cmd_selftest(int argc, char **argv);
+int cli_cmd_convert(int argc, char **argv);
 /* Written by the tokenizer (tools/cli/cmd_tokenize.c). */
 int sdvk_cmd_tokenize(int argc, char **argv);
 

@@ -39,6 +39,7 @@ enum {
     O_SAMPLER = 1 << 10, /* --sampler, --scheduler, --rng, --eta */
     O_CLIP_SKIP = 1 << 11,
     O_INIT = 1 << 12, /* --init-img, --mask, --strength, --mask-blur */
+    O_PROMPT = 1 << 13,
 };
 
 typedef struct stage_def {
@@ -48,9 +49,11 @@ typedef struct stage_def {
 } stage_def;
 
 static const stage_def STAGES[] = {
-    {"clip", O_TOKENS | O_TOKENS_NPY | O_CLIP_SKIP, 0,
-     "clip -m M (--tokens 49406,320,... | --tokens-npy F) [--clip-skip N] -o OUT\n"
-     "      token ids -> text embeddings [B,77,W]; fewer than 77 ids are padded with 49407"},
+    {"clip", O_TOKENS | O_TOKENS_NPY | O_CLIP_SKIP | O_PROMPT, 0,
+     "clip -m M (--tokens 49406,320,... | --tokens-npy F | --prompt TEXT) [--clip-skip N] -o OUT\n"
+     "      token ids -> text embeddings [B,77,W]; fewer than 77 ids are padded with 49407;\n"
+     "      --prompt: an A1111 prompt as a generation encodes it (embeddings of --embd-dir,\n"
+     "      <lora:...> tags, emphasis) -> [1,77*windows,W]"},
     {"unet", O_LATENT | O_TIMESTEP | O_CONTEXT, O_LATENT | O_TIMESTEP | O_CONTEXT,
      "unet -m M --latent X --timestep T --context C -o OUT\n"
      "      one UNet evaluation: latent [B,4,h,w], context [B or 1,77,W] -> eps [B,4,h,w]"},
@@ -79,7 +82,7 @@ static const struct {
     {O_TIMESTEP, "--timestep"}, {O_CONTEXT, "--context"},     {O_IMAGE, "--image"},
     {O_STEPS, "--steps"},     {O_CFG, "--cfg"},               {O_NOISE, "--step-noise"},
     {O_SEED, "--seed"},       {O_SAMPLER, "--sampler"},       {O_CLIP_SKIP, "--clip-skip"},
-    {O_INIT, "--init-img"},
+    {O_INIT, "--init-img"},   {O_PROMPT, "--prompt"},
 };
 
 static void usage(FILE *f) {
@@ -102,7 +105,7 @@ static void usage(FILE *f) {
 typedef struct stage_cfg {
     const stage_def *st;
     const char *model, *out;
-    const char *tokens, *tokens_npy, *latent, *context, *image, *noise;
+    const char *tokens, *tokens_npy, *prompt, *latent, *context, *image, *noise;
     double timestep, cfg, eta, strength;
     const char *init_img, *mask;
     long mask_blur;
@@ -157,6 +160,10 @@ static int parse(int argc, char **argv, stage_cfg *c) {
         } else if (cli_is(&a, "--tokens-npy", NULL)) {
             bit = O_TOKENS_NPY;
             if ((rc = cli_value(&a, &c->tokens_npy)))
+                return rc;
+        } else if (cli_is(&a, "-p", "--prompt")) {
+            bit = O_PROMPT;
+            if ((rc = cli_value(&a, &c->prompt)))
                 return rc;
         } else if (cli_is(&a, "--latent", NULL)) {
             bit = O_LATENT;
@@ -220,35 +227,14 @@ static int parse(int argc, char **argv, stage_cfg *c) {
             if ((rc = cli_value(&a, &v)) || (rc = cli_parse_int(a.opt, v, 0, 256, &c->mask_blur)))
                 return rc;
         } else if (cli_is(&a, "--lora", NULL)) {
-            /* PATH[:W[:UNET_W]]: the weight from the last ':' that parses */
             if ((rc = cli_value(&a, &v)))
                 return rc;
             if (c->n_loras == 16)
                 return cli_usage_error("--lora: at most 16");
-            sdvk_lora *l = &c->loras[c->n_loras];
-            char *p = c->lora_paths[c->n_loras];
-            snprintf(p, sizeof c->lora_paths[0], "%s", v);
-            l->te_weight = l->unet_weight = 1.0f;
-            double w[2];
-            int nw = 0;
-            for (char *colon; nw < 2 && (colon = strrchr(p, ':'));) {
-                char *end;
-                double x = strtod(colon + 1, &end);
-                if (end == colon + 1 || *end || !isfinite(x))
-                    break;
-                w[nw++] = x;
-                *colon = 0;
-            }
-            if (nw == 1)
-                l->te_weight = l->unet_weight = (float)w[0];
-            else if (nw == 2) {
-                l->te_weight = (float)w[1];
-                l->unet_weight = (float)w[0];
-            }
-            l->path = p;
-            c->n_loras++;
-            if ((rc = cli_check_input_file("--lora", p)))
+            if ((rc = cli_parse_lora("--lora", v, c->lora_paths[c->n_loras], sizeof c->lora_paths[0],
+                                     &c->loras[c->n_loras])))
                 return rc;
+            c->n_loras++;
         } else if (cli_is(&a, "--clip-skip", NULL)) {
             bit = O_CLIP_SKIP;
             if ((rc = cli_value(&a, &v)) || (rc = cli_parse_int(a.opt, v, 1, 12, &c->clip_skip)))
@@ -263,13 +249,14 @@ static int parse(int argc, char **argv, stage_cfg *c) {
     }
     if ((c->mask || c->strength != 0.75 || c->mask_blur) && !c->init_img)
         return cli_usage_error("stage sample: --mask, --strength and --mask-blur need --init-img");
-    for (unsigned bit = 1; bit <= O_INIT; bit <<= 1)
+    for (unsigned bit = 1; bit <= O_PROMPT; bit <<= 1)
         if ((c->st->required & bit) && !(c->given & bit))
             return cli_usage_error("stage %s: missing %s", c->st->name, opt_name(bit));
     if (c->st->allowed & O_TOKENS) {
-        int n = !!(c->given & O_TOKENS) + !!(c->given & O_TOKENS_NPY);
+        int n = !!(c->given & O_TOKENS) + !!(c->given & O_TOKENS_NPY) + !!(c->given & O_PROMPT);
         if (n != 1)
-            return cli_usage_error("stage clip: give exactly one of --tokens and --tokens-npy");
+            return cli_usage_error("stage clip: give exactly one of --tokens, --tokens-npy and "
+                                   "--prompt");
     }
     if (!c->model)
         return cli_usage_error("stage %s: missing -m/--model PATH", c->st->name);
@@ -482,7 +469,10 @@ int cli_cmd_stage(int argc, char **argv) {
     const char *name = c.st->name;
     if (strcmp(name, "clip") == 0) {
         int64_t ne3[3];
-        s = sdvk_stage_clip(ctx, ids, batch, len, (int)c.clip_skip, &out, ne3);
+        if (c.given & O_PROMPT)
+            s = sdvk_stage_clip_prompt(ctx, c.prompt, (int)c.clip_skip, &out, ne3);
+        else
+            s = sdvk_stage_clip(ctx, ids, batch, len, (int)c.clip_skip, &out, ne3);
         memcpy(ne, ne3, sizeof ne3);
         out_ndim = 3;
     } else if (strcmp(name, "unet") == 0) {
