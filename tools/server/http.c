@@ -401,10 +401,16 @@ static enum MHD_Result dispatch(sv_http *h, struct MHD_Connection *c, const char
     }
     case EP_HEALTH: {
         pthread_mutex_lock(&s->mu);
-        json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:b, s:f}", "status",
+        const sdvk_model_info *mi = &s->model.info;
+        json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:b, s:f, s:i, s:i, s:i, s:i, s:i}", "status",
                               s->shutting_down ? "shutting_down" : "ok", "model", s->model.name,
                               "version", sdvk_version(), "queue", s->q_len, "busy",
-                              s->running != NULL, "uptime_s", sv_now() - s->t_started);
+                              s->running != NULL, "uptime_s", sv_now() - s->t_started,
+                              "native_width", mi->native_width, "native_height",
+                              mi->native_height, "size_multiple", mi->size_multiple, "max_width",
+                              s->lim.max_width < mi->max_side ? s->lim.max_width : mi->max_side,
+                              "max_height",
+                              s->lim.max_height < mi->max_side ? s->lim.max_height : mi->max_side);
         int down = s->shutting_down;
         pthread_mutex_unlock(&s->mu);
         return send_json(h, c, down ? 503 : 200, o);
