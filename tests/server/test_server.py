@@ -592,9 +592,31 @@ def case_shutdown(sdvk):
     c.finish(srv if c.failed else None)
 
 
+def case_a1111_compat(sdvk):
+    """tests/server/a1111_client.py, written from A1111's documentation only,
+    run unchanged against sdvk serve."""
+    import subprocess
+    import tempfile
+    c = Checker("server_a1111_compat")
+    srv = Server(sdvk)
+    try:
+        client = os.path.join(os.path.dirname(os.path.abspath(__file__)), "a1111_client.py")
+        out = tempfile.mkdtemp(prefix="sdvk-a1111-")
+        env = dict(os.environ, no_proxy="127.0.0.1,localhost", NO_PROXY="127.0.0.1,localhost")
+        p = subprocess.run([sys.executable, client, "http://127.0.0.1:%d" % srv.port, out, "64", "64"],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
+        print(p.stdout.decode(errors="replace"))
+        c.eq(p.returncode, 0, "the A1111 client passed")
+        import shutil
+        shutil.rmtree(out, ignore_errors=True)
+    finally:
+        c.eq(srv.stop(), 0, "exit code after SIGTERM")
+    c.finish(srv)
+
+
 CASES = {"api": case_api, "img2img": case_img2img, "progress": case_progress,
          "interrupt": case_interrupt, "queue": case_queue, "bad_input": case_bad_input,
-         "auth": case_auth, "shutdown": case_shutdown}
+         "auth": case_auth, "shutdown": case_shutdown, "a1111_compat": case_a1111_compat}
 
 if __name__ == "__main__":
     if len(sys.argv) != 3 or sys.argv[2] not in CASES:
