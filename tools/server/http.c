@@ -95,7 +95,10 @@ static void count_code(sv_http *h, int status) {
 static void add_common_headers(sv_http *h, struct MHD_Response *r) {
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(r, "Cache-Control", "no-store");
-    if (h->s->shutting_down)
+    pthread_mutex_lock(&h->s->mu);
+    int down = h->s->shutting_down;
+    pthread_mutex_unlock(&h->s->mu);
+    if (down)
         MHD_add_response_header(r, "Connection", "close");
 }
 
@@ -252,8 +255,9 @@ static enum MHD_Result handle_generate(sv_http *h, struct MHD_Connection *c, req
         pthread_cond_timedwait(&s->cv_done, &s->mu, &ts);
         if (sv_job_finished(&job))
             break;
+        int left = job.cancel == SV_CANCEL_CLIENT;
         pthread_mutex_unlock(&s->mu);
-        if (job.cancel != SV_CANCEL_CLIENT && client_gone(c))
+        if (!left && client_gone(c))
             sv_job_cancel(s, &job, SV_CANCEL_CLIENT);
         else if (s->timeout_s > 0 && sv_now() - job.t_submit > s->timeout_s)
             sv_job_cancel(s, &job, SV_CANCEL_TIMEOUT);

@@ -1,9 +1,12 @@
 # `sdvk serve` (tools/server/): an HTTP server built into the `sdvk` binary
 # on libmicrohttpd (Debian: libmicrohttpd-dev). Without it, `sdvk serve`
 # says how to get it and everything else builds as before.
-find_path(MHD_INCLUDE_DIR microhttpd.h)
-find_library(MHD_LIBRARY microhttpd)
-if(MHD_INCLUDE_DIR AND MHD_LIBRARY)
+option(SDVK_SERVER "Build `sdvk serve` (needs libmicrohttpd)" ON)
+if(SDVK_SERVER)
+  find_path(MHD_INCLUDE_DIR microhttpd.h)
+  find_library(MHD_LIBRARY microhttpd)
+endif()
+if(SDVK_SERVER AND MHD_INCLUDE_DIR AND MHD_LIBRARY)
   set(SDVK_HAVE_SERVER ON)
   message(STATUS "sdvk serve: libmicrohttpd found (${MHD_LIBRARY})")
   # The web page, embedded as a C array at build time.
@@ -27,7 +30,9 @@ if(MHD_INCLUDE_DIR AND MHD_LIBRARY)
   target_link_libraries(sdvk_cli PRIVATE sdvk_server_core ${MHD_LIBRARY})
 else()
   set(SDVK_HAVE_SERVER OFF)
-  message(WARNING "libmicrohttpd not found: building sdvk without `sdvk serve` "
-                  "(install libmicrohttpd-dev, or run tools/install_deps.sh)")
+  if(SDVK_SERVER)
+    message(WARNING "libmicrohttpd not found: building sdvk without `sdvk serve` "
+                    "(install libmicrohttpd-dev, or run tools/install_deps.sh)")
+  endif()
   target_sources(sdvk_cli PRIVATE ${CMAKE_SOURCE_DIR}/tools/server/serve_none.c)
 endif()
