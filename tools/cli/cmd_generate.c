@@ -44,6 +44,8 @@ static void usage(FILE *f) {
           "                                                (sdvk stage --help)\n"
           "       sdvk selftest [--backend vulkan|cpu]     check a backend's ops against the CPU\n"
           "                                                reference\n"
+          "       sdvk serve [-m MODEL] [options]          HTTP server: A1111 and OpenAI APIs, web\n"
+          "                                                page (sdvk serve --help)\n"
           "\n"
           "Generation options:\n"
           "  -m, --model PATH           SD v1.x checkpoint (.safetensors); without -m, the demo\n"
