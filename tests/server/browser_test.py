@@ -223,9 +223,15 @@ def main():
         c.ok(dt.eval("document.getElementById('progress-text').textContent").startswith("done"),
              "progress says done")
         c.eq(dt.eval("document.getElementById('error').textContent"), "", "no error shown")
-        # a second picture lands in the gallery too
+        # a bigger second picture: live progress shows, then it lands in the gallery too
+        dt.eval("document.getElementById('width').value = 192; document.getElementById('height').value = 192;"
+                " document.getElementById('steps').value = 30; true")
         dt.click("#generate")
+        step_text = dt.wait("(() => { const t = document.getElementById('progress-text').textContent;"
+                            " return t.startsWith('step ') ? t : ''; })()", 120, "live progress in the page")
+        c.ok("/30" in step_text, "the page shows the sampler step: %r" % step_text)
         dt.wait("document.querySelectorAll('#gallery img').length === 2", 120, "a second gallery entry")
+        c.eq(dt.eval("document.getElementById('result-image').naturalWidth"), 192, "second picture width")
         time.sleep(0.5)  # the progress bar's transition
         shot_png = base64.b64decode(dt.call("Page.captureScreenshot", format="png")["data"])
         with open(shot, "wb") as f:
