@@ -87,7 +87,7 @@ int main(int argc, char **argv) {
     if (strstr(stages, "clip")) {
         int32_t ids[2 * 77];
         for (int i = 0; i < 2 * 77; i++) ids[i] = i % 77 == 0 ? 49406 : i % 77 < 6 ? 320 + i % 77 : 49407;
-        RUN("clip b2", sd_run_clip(ctx, ids, 2, 1, &out));
+        RUN("clip b2", sd_run_clip(ctx, ids, 2, 1, NULL, 0, &out));
     }
     if (strstr(stages, "unet")) {
         float *x = randn((size_t)2 * h * w * m->unet.in_ch, 1);

@@ -220,8 +220,39 @@ typedef struct sdvk_stats {
     long images;             /* images generated */
     long model_evals;        /* UNet evaluations (a CFG pair counts once) */
     double seconds_sampling; /* wall time in the sampler loops */
+    double seconds_preparing; /* wall time preparing graphs on the backend: weight
+                                 conversion/upload, arenas, command buffer recording */
 } sdvk_stats;
 void sdvk_stats_get(const sdvk_ctx *ctx, sdvk_stats *st);
+
+/* ---- extra networks: LoRA, textual-inversion embeddings ------------------------ */
+
+/* LoRAs are merged into the context's resident weights (undone and redone
+ * when the set changes; the checkpoint file is never touched). A prompt
+ * names them as A1111 does: <lora:NAME:W> (W = 1 when left out; <lora:NAME:TE:UNET>
+ * gives the text encoder and the UNet their own weights), NAME being a file
+ * in options.lora_dir (.safetensors, .pt, .ckpt; kohya/A1111, LoCon and
+ * diffusers/PEFT key styles). Names are never paths. Embeddings are used
+ * where the prompt names a file of options.embedding_dir (A1111 .pt,
+ * .safetensors, diffusers .bin). */
+typedef struct sdvk_lora {
+    const char *path;  /* a file, or a NAME looked up in options.lora_dir */
+    float te_weight;   /* text encoder */
+    float unet_weight;
+} sdvk_lora;
+/* The LoRAs of generations whose prompt names none (and of the stage
+ * functions); n = 0 removes them. Loads and checks the files now. */
+sdvk_status sdvk_set_loras(sdvk_ctx *ctx, const sdvk_lora *loras, int n);
+
+typedef struct sdvk_file_list {
+    int n;
+    char **names; /* what a prompt uses: the file name without extension */
+    char **paths;
+} sdvk_file_list;
+/* The LoRA files in options.lora_dir, the embeddings in embedding_dir. */
+sdvk_status sdvk_list_loras(const sdvk_ctx *ctx, sdvk_file_list *out);
+sdvk_status sdvk_list_embeddings(const sdvk_ctx *ctx, sdvk_file_list *out);
+void sdvk_file_list_free(sdvk_file_list *l);
 
 /* ---- images ---------------------------------------------------------------- */
 

@@ -5,7 +5,7 @@
 
 #include "core/status.h"
 #include "ctx.h"
-#include "lora.h"
+#include "extra.h"
 #include "sample/noise.h"
 #include "tokenizer/tokenizer.h"
 
@@ -111,7 +111,7 @@ void sdvk_destroy(sdvk_ctx *c) {
     if (!c)
         return;
     sdvk_trim(c);
-    sd_lora_state_free(c->lora);
+    sd_extra_free(c->extra);
     sd_backend_destroy(c->be);
     sd_tokenizer_free(c->tok);
     sd_model_close(c->model);
@@ -171,4 +171,5 @@ void sdvk_stats_get(const sdvk_ctx *ctx, sdvk_stats *st) {
     st->images = ctx->images;
     st->model_evals = ctx->model_evals;
     st->seconds_sampling = ctx->seconds_sampling;
+    st->seconds_preparing = ctx->seconds_preparing;
 }

@@ -17,7 +17,7 @@
 #include "sdvk.h"
 
 struct sd_tokenizer;
-struct sd_lora_state;
+struct sd_extra;
 
 typedef enum sd_net { SD_NET_CLIP, SD_NET_UNET, SD_NET_VAE_DEC, SD_NET_VAE_ENC, SD_NET_COUNT } sd_net;
 
@@ -50,9 +50,9 @@ struct sdvk_ctx {
     sd_cached cache[SD_CACHE_SLOTS];
     uint64_t clock;
     long graphs_prepared, images, model_evals;
-    double seconds_sampling;
+    double seconds_sampling, seconds_preparing;
     atomic_int cancel;
-    struct sd_lora_state *lora; /* LoRAs applied to the resident weights (src/lora.c) */
+    struct sd_extra *extra; /* LoRAs merged into the resident weights, embeddings (src/extra.c) */
 };
 
 /* Sets the calling thread's log sink to ctx's (every API entry does). */
@@ -81,9 +81,12 @@ void sd_nhwc_to_nchw(const float *src, float *dst, int64_t b, int64_t c, int64_t
 int64_t sd_find_nonfinite(const float *x, int64_t n);
 
 /* Runs CLIP on ids [batch, n_pos]; out [batch, n_pos, width] (malloc'd).
- * clip_skip >= 2 takes the output of layer (layers - clip_skip + 1) and
- * applies the final layer norm to it (A1111's "Clip skip"). */
-sdvk_status sd_run_clip(sdvk_ctx *ctx, const int32_t *ids, int batch, int clip_skip, float **out);
+ * Ids from the vocabulary size on are rows of extra ([n_extra, width]:
+ * textual-inversion vectors). clip_skip >= 2 takes the output of layer
+ * (layers - clip_skip + 1) and applies the final layer norm to it (A1111's
+ * "Clip skip"). */
+sdvk_status sd_run_clip(sdvk_ctx *ctx, const int32_t *ids, int batch, int clip_skip,
+                        const float *extra, int n_extra, float **out);
 
 /* One sampler run on NHWC latents [B,h,w,C]. */
 typedef struct sd_sample_req {

@@ -15,6 +15,7 @@
 
 #include "core/status.h"
 #include "ctx.h"
+#include "extra.h"
 #include "io/image.h"
 #include "sample/noise.h"
 #include "tokenizer/tokenizer.h"
@@ -311,17 +312,24 @@ static sdvk_status encode_prompts(sdvk_ctx *c, const gen *g, int use_cfg, float 
     int32_t *ids[2] = {NULL, NULL};
     float *wts[2] = {NULL, NULL};
     int nch[2] = {0, 0}, chunked = 0, chunked_neg = 0;
-    sdvk_status s = sd_tokenize_prompt(c->tok, p->prompt, 1, &ids[0], &wts[0], &nch[0], &chunked);
+    sd_extra_tok vec = {0};
+    /* <lora:...> tags pick the LoRAs merged into the weights and leave the
+     * prompt; names of embeddings put their vectors in the token stream */
+    char *prompt = NULL;
+    sdvk_status s = sd_extra_prompt_loras(c, p->prompt, &prompt);
+    if (!s)
+        s = sd_extra_tokenize(c, prompt, 1, &vec, &ids[0], &wts[0], &nch[0], &chunked);
     if (!s && use_cfg)
-        s = sd_tokenize_prompt(c->tok, p->negative_prompt, nch[0], &ids[1], &wts[1], &nch[1],
-                               &chunked_neg);
+        s = sd_extra_tokenize(c, p->negative_prompt, nch[0], &vec, &ids[1], &wts[1], &nch[1],
+                              &chunked_neg);
     if (!s && use_cfg && nch[1] > nch[0]) { /* negative is longer: pad the prompt */
         free(ids[0]);
         free(wts[0]);
         ids[0] = NULL;
         wts[0] = NULL;
-        s = sd_tokenize_prompt(c->tok, p->prompt, nch[1], &ids[0], &wts[0], &nch[0], &chunked);
+        s = sd_extra_tokenize(c, prompt, nch[1], &vec, &ids[0], &wts[0], &nch[0], &chunked);
     }
+    free(prompt);
     if (!s && (chunked || chunked_neg))
         sd_log_verbose("prompt is longer than %d tokens: encoding it as %d windows of %d",
                        a->n_pos - 2, nch[0], a->n_pos);
@@ -337,7 +345,7 @@ static sdvk_status encode_prompts(sdvk_ctx *c, const gen *g, int use_cfg, float 
     if (!s) {
         for (int r = 0; r < rows; r++)
             memcpy(all + (size_t)r * k * SD_CLIP_CTX, ids[r], (size_t)k * SD_CLIP_CTX * 4);
-        s = sd_run_clip(c, all, rows * k, p->clip_skip, &z);
+        s = sd_run_clip(c, all, rows * k, p->clip_skip, vec.vec, vec.n_vec, &z);
     }
     if (!s) {
         sd_log_verbose("text encoder: %d x %d tokens in %.3f s", rows, k * SD_CLIP_CTX, now_s() - t0);
@@ -357,6 +365,7 @@ static sdvk_status encode_prompts(sdvk_ctx *c, const gen *g, int use_cfg, float 
         *ctxv = rep;
         *L = (int64_t)k * SD_CLIP_CTX;
     }
+    free(vec.vec);
     free(z);
     free(all);
     for (int r = 0; r < 2; r++) {
@@ -508,8 +517,22 @@ static sdvk_status prepare_init(const gen *g, sdvk_image *canvas, float **mask_p
 
 /* ---- the generation ------------------------------------------------------------- */
 
+/* What a verification run (sdvk_stage_sample) gives instead of the text
+ * encoder and the generators, and what it takes back instead of pictures. */
+typedef struct sd_given {
+    const float *context; /* [cfg ? 2B : B, L, ctx_dim] rows [cond...; uncond...] */
+    int64_t L;
+    const float *noise0;     /* NCHW [B, C, h, w]: the start noise */
+    const float *step_noise; /* NCHW [k, B, C, h, w]: fresh noise, eval by eval */
+    int k;
+    float *latents;          /* out, NCHW [B, C, h, w]: before decoding (then no pictures) */
+    int used;                /* out: step noise fields used */
+} sd_given;
+
 typedef struct run {
     sdvk_ctx *c;
+    sd_given *given;
+    int steps_taken; /* of given->step_noise */
     gen g;
     float *ctxv;
     int64_t L;
@@ -544,11 +567,28 @@ static sdvk_status sample_pass(run *r, const sd_plan_opts *po, int64_t h, int64_
     sd_plan plan;
     SD_TRY(sd_plan_make(po, &plan));
     float *n0 = malloc((size_t)(B * per) * sizeof *n0);
-    float *noise = plan.uses_noise ? malloc((size_t)(plan.n_evals * B * per) * sizeof *noise) : NULL;
+    /* rows of evals that take no noise stay 0 (their coefficient is 0, and 0 · NaN is not) */
+    float *noise = plan.uses_noise ? calloc((size_t)(plan.n_evals * B * per), sizeof *noise) : NULL;
     sdvk_status s = SDVK_OK;
     if (!n0 || (plan.uses_noise && !noise))
         s = sd_err(SDVK_ERR_OOM, "out of memory");
-    for (int k = 0; !s && k < B; k++) { /* picture k: its start noise, then its step noise */
+    const sd_given *gv = r->given;
+    if (!s && gv && gv->noise0) { /* the caller's noise, in the order of the evals */
+        sd_nchw_to_nhwc(gv->noise0, n0, B, C, h, w);
+        for (int e = 0; !s && e < plan.n_evals; e++) {
+            if (!plan.eval_noise[e])
+                continue;
+            if (r->steps_taken >= gv->k) {
+                s = sd_err(SDVK_ERR_INVALID_ARG, "step noise: %d fields given, the run needs more",
+                           gv->k);
+                break;
+            }
+            sd_nchw_to_nhwc(gv->step_noise + (int64_t)r->steps_taken++ * B * per,
+                            noise + (int64_t)e * B * per, B, C, h, w);
+        }
+    }
+    for (int k = 0; !s && !(gv && gv->noise0) && k < B; k++) {
+        /* picture k: its start noise, then its step noise */
         s = draw(r, k, h, w, n0 + k * per);
         for (int e = 0; !s && e < plan.n_evals; e++)
             if (plan.eval_noise[e])
@@ -720,11 +760,13 @@ static sdvk_status prepare_latents(run *r) {
     return s;
 }
 
-static sdvk_status generate(sdvk_ctx *c, const sdvk_gen_params *in, sdvk_result *out) {
+static sdvk_status generate(sdvk_ctx *c, const sdvk_gen_params *in, sd_given *given,
+                            sdvk_result *out) {
     memset(out, 0, sizeof *out);
     run r;
     memset(&r, 0, sizeof r);
     r.c = c;
+    r.given = given;
     SD_TRY(resolve(c, in, &r.g));
     gen *g = &r.g;
     const sdvk_gen_params *p = &g->p;
@@ -745,8 +787,17 @@ static sdvk_status generate(sdvk_ctx *c, const sdvk_gen_params *in, sdvk_result 
         out->seeds[k] = p->seed + (uint64_t)k;
         sd_noise_seed(&r.rng[k], (sd_rng_kind)p->rng, out->seeds[k]);
     }
-    if (!s)
+    if (!s && given && given->context) {
+        const int64_t rows = (r.use_cfg ? 2 : 1) * B;
+        size_t nb = (size_t)(rows * given->L * c->model->unet.ctx_dim) * sizeof(float);
+        if (!(r.ctxv = malloc(nb)))
+            s = sd_err(SDVK_ERR_OOM, "out of memory");
+        else
+            memcpy(r.ctxv, given->context, nb);
+        r.L = given->L;
+    } else if (!s) {
         s = encode_prompts(c, g, r.use_cfg, &r.ctxv, &r.L);
+    }
     sd_net_done(c, SD_NET_CLIP);
     if (!s && g->img2img)
         s = prepare_latents(&r);
@@ -836,6 +887,14 @@ static sdvk_status generate(sdvk_ctx *c, const sdvk_gen_params *in, sdvk_result 
         free(x2);
     }
     sd_net_done(c, SD_NET_UNET);
+    if (!s && given && given->latents) { /* the latents, not pictures */
+        sd_nhwc_to_nchw(x, given->latents, B, C, g->H2 / f, g->W2 / f);
+        given->used = r.steps_taken;
+        free(x);
+        run_free(&r);
+        sdvk_result_free(out);
+        return SDVK_OK;
+    }
     if (!s)
         s = decode_all(&r, x, g->W2, g->H2, out);
     sd_net_done(c, SD_NET_VAE_DEC);
@@ -856,10 +915,68 @@ sdvk_status sdvk_generate(sdvk_ctx *ctx, const sdvk_gen_params *p, sdvk_result *
     sd_ctx_enter(ctx);
     atomic_store(&ctx->cancel, 0);
     double t0 = now_s();
-    sdvk_status s = generate(ctx, p, out);
+    sdvk_status s = generate(ctx, p, NULL, out);
     if (!s)
         sd_log_verbose("generated %d picture(s) in %.2f s", out->n_images, now_s() - t0);
     return s;
+}
+
+sdvk_status sdvk_stage_sample(sdvk_ctx *ctx, const sdvk_gen_params *p, const float *context,
+                              const int64_t cn[3], const float *noise0, const int64_t ln[4],
+                              const float *step_noise, const int64_t nn[5], float **out,
+                              int64_t out_ne[4]) {
+    if (!ctx || !p || !context || !cn || !noise0 || !ln || !out || !out_ne)
+        return sd_err(SDVK_ERR_INVALID_ARG, "sdvk_stage_sample: NULL argument");
+    sd_ctx_enter(ctx);
+    atomic_store(&ctx->cancel, 0);
+    const sd_model *m = ctx->model;
+    if (!m->unet.present)
+        return sd_err(SDVK_ERR_MODEL, "%s: the checkpoint has no UNet", m->path);
+    const int64_t B = ln[0], C = ln[1], h = ln[2], w = ln[3];
+    if (C != m->unet.out_ch)
+        return sd_err(SDVK_ERR_INVALID_ARG, "latent has %lld channels, the UNet makes %d",
+                      (long long)C, m->unet.out_ch);
+    if (B < 1 || B > SD_MAX_BATCH || h < 1 || w < 1)
+        return sd_err(SDVK_ERR_INVALID_ARG, "latent [%lld,%lld,%lld,%lld]: bad shape",
+                      (long long)B, (long long)C, (long long)h, (long long)w);
+    const int use_cfg = p->cfg_scale != 1.0f;
+    if (cn[0] != (use_cfg ? 2 * B : B) || cn[2] != m->unet.ctx_dim || cn[1] < 1)
+        return sd_err(SDVK_ERR_INVALID_ARG,
+                      "context batch %lld: with cfg %g and latent batch %lld it must be %lld%s, "
+                      "width %d",
+                      (long long)cn[0], p->cfg_scale, (long long)B, (long long)(use_cfg ? 2 * B : B),
+                      use_cfg ? " ([cond; uncond])" : "", m->unet.ctx_dim);
+    int k = 0;
+    if (step_noise) {
+        if (!nn || nn[1] != B || nn[2] != C || nn[3] != h || nn[4] != w || nn[0] < 0)
+            return sd_err(SDVK_ERR_INVALID_ARG, "step noise must be [K,%lld,%lld,%lld,%lld] (one "
+                          "field per model evaluation that takes fresh noise)",
+                          (long long)B, (long long)C, (long long)h, (long long)w);
+        k = (int)nn[0];
+    }
+    sdvk_gen_params q = *p;
+    q.prompt = q.negative_prompt = "";
+    q.batch_size = (int)B;
+    q.width = (int)(w * sd_vae_factor(m));
+    q.height = (int)(h * sd_vae_factor(m));
+    q.hires_scale = 0;
+    q.progress = p->progress;
+    float *lat = malloc((size_t)(B * C * h * w) * sizeof *lat);
+    if (!lat)
+        return sd_err(SDVK_ERR_OOM, "out of memory");
+    sd_given gv = {context, cn[1], noise0, step_noise, k, lat, 0};
+    sdvk_result r;
+    sdvk_status s = generate(ctx, &q, &gv, &r);
+    if (!s && step_noise && gv.used != k)
+        s = sd_err(SDVK_ERR_INVALID_ARG, "step noise: %d fields given, the run takes %d (one per "
+                   "model evaluation that takes fresh noise)", k, gv.used);
+    if (s) {
+        free(lat);
+        return s;
+    }
+    memcpy(out_ne, ln, 4 * sizeof *out_ne);
+    *out = lat;
+    return SDVK_OK;
 }
 
 static sdvk_status one_image(sdvk_ctx *ctx, sdvk_gen_params *q, sdvk_image *out) {

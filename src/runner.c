@@ -13,9 +13,16 @@
 
 #include "core/status.h"
 #include "ctx.h"
+#include "extra.h"
 
 void sd_ctx_enter(const sdvk_ctx *ctx) {
     sd_log_set_sink(ctx->opt.log, ctx->opt.log_user, ctx->opt.verbose);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* ---- resident weights ------------------------------------------------------ */
@@ -104,7 +111,9 @@ sdvk_status sd_cache_add(sdvk_ctx *ctx, sd_net net, sd_graph *g, const int64_t k
         sd_log_verbose("graph: %d nodes, %d tensors, activation arena %.1f MiB", g->nn, g->nt,
                        g->arena_size / 1048576.0);
         c = cache_slot(ctx, key[0]);
+        double t0 = now_s();
         s = ctx->be->v->prepare(ctx->be, g, w, &c->bg);
+        ctx->seconds_preparing += now_s() - t0;
     }
     if (s) {
         sd_graph_free(g);
@@ -150,11 +159,6 @@ int64_t sd_find_nonfinite(const float *x, int64_t n) {
     return -1;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static sdvk_status write_in(sdvk_ctx *ctx, sd_cached *c, int id, const void *src) {
     return ctx->be->v->write(ctx->be, c->bg, id, src, sd_tensor_nbytes(&c->g->t[id]));
@@ -196,6 +200,7 @@ static sdvk_status run1(sdvk_ctx *ctx, sd_net net, const int64_t key[12], sd_dty
         int o = sd_graph_output(g, build(g, ctx->model, ins[0], arg));
         SD_TRY(sd_cache_add(ctx, net, g, key, ins, o, &c));
     }
+    SD_TRY(sd_extra_sync(ctx, net)); /* LoRAs the request wants, merged */
     SD_TRY(write_in(ctx, c, c->in[0], in));
     SD_TRY(ctx->be->v->run(ctx->be, c->bg, 0, 1, NULL, NULL));
     return read_out(ctx, c, c->out, out);
@@ -203,11 +208,12 @@ static sdvk_status run1(sdvk_ctx *ctx, sd_net net, const int64_t key[12], sd_dty
 
 /* ---- the networks ------------------------------------------------------------- */
 
-static int clip_build(sd_graph *g, const sd_model *m, int ids, int clip_skip) {
-    return sd_clip_build(g, m, ids, clip_skip);
+static int clip_build(sd_graph *g, const sd_model *m, int tok, int clip_skip) {
+    return sd_clip_build(g, m, tok, clip_skip);
 }
 
-sdvk_status sd_run_clip(sdvk_ctx *ctx, const int32_t *ids, int batch, int clip_skip, float **out) {
+sdvk_status sd_run_clip(sdvk_ctx *ctx, const int32_t *ids, int batch, int clip_skip,
+                        const float *extra, int n_extra, float **out) {
     const sd_clip_arch *a = &ctx->model->clip;
     SD_TRY(need_net(a->present, ctx, "CLIP text encoder"));
     if (clip_skip < 1)
@@ -215,12 +221,32 @@ sdvk_status sd_run_clip(sdvk_ctx *ctx, const int32_t *ids, int batch, int clip_s
     if (clip_skip > a->layers)
         return sd_err(SDVK_ERR_INVALID_ARG, "clip skip %d: the text encoder has %d layers",
                       clip_skip, a->layers);
-    for (int64_t i = 0; i < (int64_t)batch * a->n_pos; i++)
-        if (ids[i] < 0 || ids[i] >= a->vocab)
+    const sd_st_tensor *tab = sd_clip_token_table(ctx->model);
+    if (!tab || tab->ndim != 2 || tab->ne[0] != a->vocab || tab->ne[1] != a->width || !tab->supported)
+        return sd_err(SDVK_ERR_MODEL, "%s: bad or missing CLIP token embedding table",
+                      ctx->model->path);
+    const int64_t n = (int64_t)batch * a->n_pos, W = a->width;
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= a->vocab + n_extra)
             return sd_err(SDVK_ERR_INVALID_ARG, "token id %d at position %lld is outside the "
                           "model's vocabulary (0..%d)", ids[i], (long long)i, a->vocab - 1);
-    int64_t key[12] = {SD_GK_CLIP, batch, clip_skip}, ne[2] = {batch, a->n_pos};
-    return run1(ctx, SD_NET_CLIP, key, SD_I32, 2, ne, "tokens", clip_build, clip_skip, ids, out);
+    /* token rows from the (mmapped) table, embedding vectors past the vocabulary */
+    float *emb = malloc((size_t)(n * W) * sizeof *emb);
+    if (!emb)
+        return sd_err(SDVK_ERR_OOM, "out of memory");
+    const size_t es = sd_dtype_size(tab->dtype);
+    for (int64_t i = 0; i < n; i++) {
+        if (ids[i] < a->vocab)
+            sd_to_f32(emb + i * W, (const char *)tab->data + (size_t)ids[i] * (size_t)W * es,
+                      tab->dtype, (size_t)W);
+        else
+            memcpy(emb + i * W, extra + (int64_t)(ids[i] - a->vocab) * W, (size_t)W * sizeof *emb);
+    }
+    int64_t key[12] = {SD_GK_CLIP, batch, clip_skip}, ne[3] = {batch, a->n_pos, W};
+    sdvk_status s = run1(ctx, SD_NET_CLIP, key, SD_F32, 3, ne, "token embeddings", clip_build,
+                         clip_skip, emb, out);
+    free(emb);
+    return s;
 }
 
 static sdvk_status check_latent(const sdvk_ctx *ctx, int64_t h, int64_t w) {
@@ -249,6 +275,7 @@ sdvk_status sd_run_unet(sdvk_ctx *ctx, const float *x, int64_t B, int64_t h, int
         int o = sd_graph_output(g, sd_unet_build(g, ctx->model, in[0], in[1], in[2]));
         SD_TRY(sd_cache_add(ctx, SD_NET_UNET, g, key, in, o, &c));
     }
+    SD_TRY(sd_extra_sync(ctx, SD_NET_UNET));
     float *tv = malloc((size_t)B * sizeof *tv);
     if (!tv)
         return sd_err(SDVK_ERR_OOM, "out of memory");
@@ -332,6 +359,7 @@ typedef struct {
     sdvk_ctx *ctx;
     const sd_sample_req *r;
     int first, reported;
+    double t_last;
 } progress_fwd;
 
 /* Called per eval; reports a sampler step when its last eval is done. */
@@ -342,8 +370,12 @@ static int on_eval(void *user, int eval) {
     if (eval + 1 < pl->n_evals && pl->eval_step[eval + 1] == pl->eval_step[eval])
         return 0;
     int step = pl->eval_step[eval] + 1;
-    if (sd_verbose)
-        sd_log_verbose("step %d/%d done", p->r->progress_base + step, p->r->progress_total);
+    if (sd_verbose) { /* on Vulkan: when the host saw the device finish it */
+        double t = now_s();
+        sd_log_verbose("step %d/%d done in %.3f s", p->r->progress_base + step, p->r->progress_total,
+                       t - p->t_last);
+        p->t_last = t;
+    }
     if (p->r->progress)
         return p->r->progress(p->r->progress_user, p->r->progress_base + step, p->r->progress_total);
     return 0;
@@ -376,6 +408,7 @@ sdvk_status sd_run_sample(sdvk_ctx *ctx, const sd_sample_req *r) {
             return sd_err(SDVK_ERR_OOM, "out of memory");
         SD_TRY(sd_cache_add(ctx, SD_NET_UNET, g, key, in, in[SI_REGS], &c));
     }
+    SD_TRY(sd_extra_sync(ctx, SD_NET_UNET));
     /* registers: S[0] = x, history 0, then x0 and n0 when masked */
     float *regs = calloc((size_t)(Rt * per), sizeof(float));
     float *rows = calloc((size_t)(cap * SD_ROW), sizeof(float));
@@ -407,8 +440,8 @@ sdvk_status sd_run_sample(sdvk_ctx *ctx, const sd_sample_req *r) {
     free(rows);
     free(noise);
     if (!s) {
-        progress_fwd pf = {ctx, r, 0, 0};
         double t0 = now_s();
+        progress_fwd pf = {ctx, r, 0, 0, t0};
         s = ctx->be->v->run(ctx->be, c->bg, 0, pl->n_evals, on_eval, &pf);
         ctx->seconds_sampling += now_s() - t0;
         if (!s)

@@ -30,7 +30,7 @@ sdvk_status sdvk_stage_clip(sdvk_ctx *ctx, const int32_t *ids, int batch, int le
     for (int b = 0; b < batch; b++)
         for (int i = 0; i < a->n_pos; i++)
             full[b * a->n_pos + i] = i < len ? ids[b * len + i] : CLIP_PAD;
-    sdvk_status s = sd_run_clip(ctx, full, batch, clip_skip, out);
+    sdvk_status s = sd_run_clip(ctx, full, batch, clip_skip, NULL, 0, out);
     free(full);
     if (!s) {
         out_ne[0] = batch;
@@ -193,92 +193,6 @@ sdvk_status sdvk_randn(sdvk_rng rng, uint64_t seed, float *out, size_t n) {
     sd_noise g;
     sd_noise_seed(&g, (sd_rng_kind)rng, seed);
     return sd_noise_randn(&g, out, n);
-}
-
-sdvk_status sdvk_stage_sample(sdvk_ctx *ctx, const sdvk_gen_params *p, const float *context,
-                              const int64_t cn[3], const float *noise0, const int64_t ln[4],
-                              const float *step_noise, const int64_t nn[5], float **out,
-                              int64_t out_ne[4]) {
-    if (!ctx || !p || !context || !cn || !noise0 || !ln || !out || !out_ne)
-        return sd_err(SDVK_ERR_INVALID_ARG, "sdvk_stage_sample: NULL argument");
-    sd_ctx_enter(ctx);
-    atomic_store(&ctx->cancel, 0);
-    const sd_unet_arch *a = &ctx->model->unet;
-    if (!a->present)
-        return sd_err(SDVK_ERR_MODEL, "%s: the checkpoint has no UNet", ctx->model->path);
-    const int64_t B = ln[0], C = ln[1], h = ln[2], w = ln[3];
-    if (C != a->out_ch || a->in_ch != a->out_ch)
-        return sd_err(SDVK_ERR_INVALID_ARG, "latent has %lld channels, the UNet takes %d",
-                      (long long)C, a->in_ch);
-    if (B < 1 || h < 1 || w < 1)
-        return sd_err(SDVK_ERR_INVALID_ARG, "latent [%lld,%lld,%lld,%lld]: bad shape",
-                      (long long)B, (long long)C, (long long)h, (long long)w);
-    const int use_cfg = p->cfg_scale != 1.0f;
-    if (cn[0] != (use_cfg ? 2 * B : B) || cn[2] != a->ctx_dim)
-        return sd_err(SDVK_ERR_INVALID_ARG,
-                      "context batch %lld: with cfg %g and latent batch %lld it must be %lld%s, "
-                      "width %d",
-                      (long long)cn[0], p->cfg_scale, (long long)B, (long long)(use_cfg ? 2 * B : B),
-                      use_cfg ? " ([cond; uncond])" : "", a->ctx_dim);
-    sd_plan_opts po = plan_opts(p);
-    sd_plan pl;
-    SD_TRY(sd_plan_make(&po, &pl));
-    int K = 0;
-    for (int e = 0; e < pl.n_evals; e++) K += pl.eval_noise[e];
-    const int64_t per = B * C * h * w;
-    sdvk_status s = SDVK_OK;
-    if (step_noise && (!nn || nn[0] != K || nn[1] != B || nn[2] != C || nn[3] != h || nn[4] != w))
-        s = sd_err(SDVK_ERR_INVALID_ARG,
-                   "step noise must be [%d,%lld,%lld,%lld,%lld] (one field per model evaluation "
-                   "that takes fresh noise)",
-                   K, (long long)B, (long long)C, (long long)h, (long long)w);
-    float *table = NULL, *x = malloc((size_t)per * sizeof *x), *tmp = malloc((size_t)per * sizeof *tmp);
-    if (!s && pl.uses_noise && !(table = calloc((size_t)(pl.n_evals * per), sizeof *table)))
-        s = sd_err(SDVK_ERR_OOM, "out of memory");
-    if (!s && (!x || !tmp))
-        s = sd_err(SDVK_ERR_OOM, "out of memory");
-    if (!s && pl.uses_noise) {
-        sd_noise g;
-        sd_noise_seed(&g, (sd_rng_kind)p->rng, p->seed);
-        for (int e = 0, k = 0; !s && e < pl.n_evals; e++) {
-            if (!pl.eval_noise[e])
-                continue;
-            if (step_noise)
-                memcpy(tmp, step_noise + (int64_t)k++ * per, (size_t)per * sizeof(float));
-            else
-                s = sd_noise_randn(&g, tmp, (size_t)per);
-            if (!s)
-                sd_nchw_to_nhwc(tmp, table + (int64_t)e * per, B, C, h, w);
-        }
-    }
-    if (!s) {
-        sd_nchw_to_nhwc(noise0, tmp, B, C, h, w);
-        for (int64_t i = 0; i < per; i++) x[i] = (float)(pl.init_noise * tmp[i]);
-        sd_sample_req req = {.plan = &pl,
-                             .B = B,
-                             .h = h,
-                             .w = w,
-                             .context = context,
-                             .L = cn[1],
-                             .use_cfg = use_cfg,
-                             .x = x,
-                             .noise = table,
-                             .progress = p->progress,
-                             .progress_user = p->progress_user,
-                             .progress_total = pl.n_steps};
-        s = sd_run_sample(ctx, &req);
-    }
-    if (!s) {
-        sd_nhwc_to_nchw(x, tmp, B, C, h, w);
-        memcpy(out_ne, ln, 4 * sizeof *out_ne);
-        *out = tmp;
-        tmp = NULL;
-    }
-    sd_plan_free(&pl);
-    free(table);
-    free(x);
-    free(tmp);
-    return s;
 }
 
 /* ---- the internal names the model tests use ---- */

@@ -155,7 +155,44 @@ static int mknpy(int argc, char **argv) {
     return 0;
 }
 
+/* mkmask FILE W H: an RGB PNG, left half black (keep), right half white. */
+static int mkmask(int argc, char **argv) {
+    if (argc < 5)
+        return fail("usage: mkmask FILE W H%s%s", "", "");
+    int w = atoi(argv[3]), h = atoi(argv[4]);
+    sdvk_image im = {w, h, 3, calloc((size_t)w * h * 3 + 1, 1)};
+    for (int y = 0; y < h; y++)
+        for (int x = w / 2; x < w; x++) memset(im.data + ((size_t)y * w + x) * 3, 255, 3);
+    sdvk_status s = sd_png_write(argv[2], &im, NULL);
+    free(im.data);
+    return s ? fail("%s: %s", argv[2], sdvk_last_error()) : 0;
+}
+
+/* samepixels A B TOL: same size, every channel within TOL. */
+static int samepixels(int argc, char **argv) {
+    if (argc < 5)
+        return fail("usage: samepixels A B TOL%s%s", "", "");
+    sdvk_image a, b;
+    if (sd_image_load(argv[2], &a) || sd_image_load(argv[3], &b))
+        return fail("%s: %s", argv[2], sdvk_last_error());
+    int tol = atoi(argv[4]), worst = 0;
+    if (a.width != b.width || a.height != b.height)
+        return fail("%s and %s differ in size%s", argv[2], argv[3]);
+    for (size_t i = 0; i < (size_t)a.width * a.height * 3; i++) {
+        int d = abs((int)a.data[i] - (int)b.data[i]);
+        worst = d > worst ? d : worst;
+    }
+    printf("cli_check: largest channel difference %d (tol %d)\n", worst, tol);
+    sdvk_image_free(&a);
+    sdvk_image_free(&b);
+    return worst <= tol ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "mkmask") == 0)
+        return mkmask(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "samepixels") == 0)
+        return samepixels(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "npycmp") == 0)
         return npycmp(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "png") == 0)

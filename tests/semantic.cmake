@@ -29,7 +29,15 @@ if(EXISTS ${SDVK_DEMO_DIR}/sdvk-demo.safetensors)
   add_test(NAME semantic_tokenizer COMMAND sdvk_cli tokenize --vocab ${SDVK_DEMO_DIR}/tokenizer
            -- "a red circle")
   set_tests_properties(semantic_tokenizer PROPERTIES PASS_REGULAR_EXPRESSION "^587,320,554,532,588,588,")
+  # Inpainting: a shape painted into the masked half of a blue picture, the
+  # other half unchanged pixel for pixel.
+  add_test(NAME semantic_inpaint_cpu COMMAND test_semantic ${SDVK_DEMO_DIR} cpu --inpaint --min-rate 0.9)
+  add_test(NAME semantic_inpaint_vulkan COMMAND test_semantic ${SDVK_DEMO_DIR} vulkan --inpaint
+           --seeds 1 --min-rate 0.9)
+  set_tests_properties(semantic_inpaint_vulkan PROPERTIES LABELS "semantic;vulkan"
+    ENVIRONMENT "XDG_RUNTIME_DIR=/tmp;XDG_CACHE_HOME=${CMAKE_BINARY_DIR}/vk-cache")
   set_tests_properties(semantic_cpu semantic_cpu_euler_a semantic_cpu_ddpm semantic_cfg_negated
+    semantic_inpaint_cpu
     semantic_tokenizer PROPERTIES LABELS "semantic")
   set_tests_properties(semantic_vulkan PROPERTIES LABELS "semantic;vulkan"
     ENVIRONMENT "XDG_RUNTIME_DIR=/tmp;XDG_CACHE_HOME=${CMAKE_BINARY_DIR}/vk-cache")

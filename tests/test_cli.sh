@@ -113,7 +113,7 @@ flag_with_value) expect 2 "option --verbose takes no value" -- "$SDVK" $M -p x -
 # --- generate: files ---------------------------------------------------------
 model_missing)   expect 2 "-m/--model: 'no_such_model.safetensors'" -- \
                      "$SDVK" -m no_such_model.safetensors -p x ;;
-model_dir)       expect 2 "is a directory" -- "$SDVK" -m . -p x ;;
+model_dir)       expect 2 "not a diffusers pipeline" -- "$SDVK" -m . -p x --vocab "$VOCAB" ;;
 model_garbage)   expect 2 "garbage.bin" "safetensors" -- "$SDVK" $M -p x -W 64 -H 64 -o out.png ;;
 init_missing)    expect 2 "-i/--init-img: 'no_such.png'" -- "$SDVK" $M -p x --init-img no_such.png ;;
 init_garbage)    expect 2 "-i/--init-img" "garbage.bin" -- "$SDVK" $M -p x --init-img garbage.bin ;;
@@ -264,9 +264,47 @@ batch_count)
     "$CHECK" png bc-2.png 64 64 "x" "Steps: 1, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.5, Seed: 7," || FAILED=1
     cmp -s bc.png bc-1.png && { echo "FAIL: seeds 5 and 6 gave the same picture"; FAILED=1; } ;;
 ckpt_message)
-    # a PyTorch .ckpt (a zip) is recognised as one, not read as a broken safetensors header
-    printf 'PK\003\004 this is the start of a zip archive' > model.ckpt
-    expect 2 ".ckpt" "!header length" -- "$SDVK" -m model.ckpt -p x --vocab "$VOCAB" ;;
+    # a PyTorch .ckpt (a zip) is read as one (tests/loaders.cmake loads real ones); a
+    # broken one says what is wrong with the zip, not "header length"
+    printf 'PK\003\004 this is the start of a zip archive' > broken.bin
+    expect 2 "zip" "!header length" -- "$SDVK" -m broken.bin -p x --vocab "$VOCAB" ;;
+outpaint)
+    # the canvas grows by L,T,R,B around the init picture (64x64 -> 96x80)
+    rm -f op.png
+    expect 0 "wrote op.png (96x80" -- "$SDVK" --backend cpu -m "$TINY/model.safetensors" -i "$X_PNG" \
+        --outpaint 8,16,24,0 -p "a red circle" --steps 2 --vocab "$VOCAB" -o op.png
+    "$CHECK" png op.png 96 80 "a red circle" \
+        "Steps: 2, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.5, Seed: 42, Size: 96x80, Model: model, Denoising strength: 0.75, Outpaint: 8 16 24 0," ||
+        FAILED=1 ;;
+inpaint_mask)
+    # a mask of another size is resized; the infotext records the blur
+    "$CHECK" mkmask m.png 17 23 || exit 1
+    rm -f ip.png
+    expect 0 "wrote ip.png (64x64" -- "$SDVK" --backend cpu -m "$TINY/model.safetensors" -i "$X_PNG" \
+        --mask m.png --mask-blur 3 -p "a red circle" --steps 2 --vocab "$VOCAB" -o ip.png
+    "$CHECK" png ip.png 64 64 "a red circle" \
+        "Steps: 2, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.5, Seed: 42, Size: 64x64, Model: model, Denoising strength: 0.75, Mask blur: 3," ||
+        FAILED=1 ;;
+hires)
+    # txt2img at 64x64 (2 steps), a second pass at 1.5x (96x96) of int(2 x 0.6) = 1 step
+    rm -f hr.png
+    expect 0 "wrote hr.png (96x96" "step 3/3" -- "$SDVK" --backend cpu -m "$TINY/model.safetensors" -p "a red circle" \
+        -W 64 -H 64 --steps 2 --hires-scale 1.5 --hires-steps 2 --hires-denoise 0.6 --vocab "$VOCAB" -o hr.png
+    "$CHECK" png hr.png 96 96 "a red circle" \
+        "Steps: 2, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.5, Seed: 42, Size: 64x64, Model: model, Denoising strength: 0.6, Hires upscale: 1.5, Hires steps: 2, Hires upscaler: Latent," ||
+        FAILED=1
+    expect 0 "wrote hl.png (96x96" -- "$SDVK" --backend cpu -m "$TINY/model.safetensors" -p "a red circle" \
+        -W 64 -H 64 --steps 2 --hires-scale 1.5 --hires-upscaler lanczos --vocab "$VOCAB" -o hl.png
+    "$CHECK" png hl.png 96 96 "a red circle" || FAILED=1 ;;
+batch_size)
+    # two pictures in one UNet batch: seeds s, s+1; the same as one at a time
+    rm -f bs.png bs-1.png
+    expect 0 "wrote bs-1.png" -- "$SDVK" --backend cpu -m "$TINY/model.safetensors" -p x -W 64 -H 64 --steps 2 \
+        --batch-size 2 --seed 9 -o bs.png --vocab "$VOCAB"
+    expect 0 "wrote s10.png" -- "$SDVK" --backend cpu -m "$TINY/model.safetensors" -p x -W 64 -H 64 --steps 2 \
+        --seed 10 -o s10.png --vocab "$VOCAB"
+    "$CHECK" png bs-1.png 64 64 "x" "Steps: 2, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.5, Seed: 10, Size: 64x64, Model: model, Batch size: 2, Batch pos: 1," || FAILED=1
+    "$CHECK" samepixels bs-1.png s10.png 1 || FAILED=1 ;;
 design_link)
     # the README's design link resolves inside the repository
     grep -q '](DESIGN.md)' "$ROOT_SRC/README.md" && [ -f "$ROOT_SRC/DESIGN.md" ] ||

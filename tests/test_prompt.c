@@ -30,7 +30,7 @@ static float *context(sdvk_ctx *ctx, sd_tokenizer *tok, const char *prompt, int 
     float *w, *z;
     int chunked;
     if (sd_tokenize_prompt(tok, prompt, 1, &ids, &w, n_chunks, &chunked) ||
-        sd_run_clip(ctx, ids, *n_chunks, 1, &z)) {
+        sd_run_clip(ctx, ids, *n_chunks, 1, NULL, 0, &z)) {
         printf("FATAL: %s\n", sdvk_last_error());
         exit(1);
     }
@@ -107,7 +107,7 @@ int main(int argc, char **argv) {
     float *w, *z;
     int n, chunked;
     sd_tokenize_prompt(tok, "a red circle on a blue background", 1, &ids, &w, &n, &chunked);
-    sd_run_clip(ctx, ids, 1, 1, &z);
+    sd_run_clip(ctx, ids, 1, 1, NULL, 0, &z);
     CHECK(!memcmp(z, plain, (size_t)77 * W * sizeof(float)), "plain prompt context not bit-exact");
     free(ids), free(w), free(z);
     free(plain), free(weighted), free(w1), free(w2);

@@ -163,6 +163,86 @@ static int pal_index(const char *name) {
     return -1;
 }
 
+/* Inpainting: a plain blue picture, its right half masked; the prompt asks
+ * for a shape there. The left half must come back unchanged, pixel for
+ * pixel (the picture is composited with the original outside the mask), and
+ * the right half must get a shape of the asked colour. */
+static const struct {
+    const char *prompt, *colour;
+} k_inpaint[] = {
+    {"a large red circle at the top right on a blue background", "red"},
+    {"a large yellow square at the bottom right on a blue background", "yellow"},
+    {"a large white circle at the top right on a blue background", "white"},
+};
+
+static int inpaint_test(sdvk_ctx *ctx, const sdvk_gen_params *base, int n_seeds, double min_rate) {
+    const int W = SIZE, H = SIZE;
+    uint8_t *blue = malloc((size_t)W * H * 3), *mask = malloc((size_t)W * H);
+    for (int i = 0; i < W * H; i++) {
+        for (int k = 0; k < 3; k++) blue[i * 3 + k] = (uint8_t)k_palette[2].rgb[k];
+        mask[i] = i % W >= W / 2 ? 255 : 0;
+    }
+    sdvk_image init = {W, H, 3, blue}, msk = {W, H, 1, mask};
+    int pass = 0, total = 0, changed = 0;
+    for (size_t c = 0; c < sizeof k_inpaint / sizeof k_inpaint[0]; c++)
+        for (int si = 0; si < n_seeds; si++) {
+            sdvk_gen_params p = *base;
+            p.prompt = k_inpaint[c].prompt;
+            p.width = W;
+            p.height = H;
+            p.seed = k_seeds[si];
+            p.init_image = &init;
+            p.mask = &msk;
+            p.mask_blur = 0;
+            p.strength = 1.0f;
+            sdvk_result r;
+            if (sdvk_generate(ctx, &p, &r) != SDVK_OK) {
+                printf("FAIL: inpainting \"%s\": %s\n", p.prompt, sdvk_last_error());
+                free(blue);
+                free(mask);
+                return 1;
+            }
+            const sdvk_image *im = &r.images[0];
+            int same = 1;
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W / 2; x++)
+                    for (int k = 0; k < 3; k++)
+                        same &= im->data[((size_t)y * W + x) * 3 + k] == blue[((size_t)y * W + x) * 3 + k];
+            /* the right half on its own */
+            sdvk_image right = {W / 2, H, 3, malloc((size_t)W / 2 * H * 3)};
+            for (int y = 0; y < H; y++)
+                memcpy(right.data + (size_t)y * (W / 2) * 3, im->data + ((size_t)y * W + W / 2) * 3,
+                       (size_t)(W / 2) * 3);
+            measure m;
+            double bg[3] = {k_palette[2].rgb[0], k_palette[2].rgb[1], k_palette[2].rgb[2]};
+            (void)bg;
+            measure_image(&right, &m);
+            int ok_fg = m.fg == pal_index(k_inpaint[c].colour);
+            changed += !same;
+            pass += same && ok_fg;
+            total++;
+            printf("%s  seed %llu  \"%s\": left half %s, right half shape %s (%d px)\n",
+                   same && ok_fg ? "pass" : "FAIL", (unsigned long long)p.seed, p.prompt,
+                   same ? "unchanged" : "CHANGED", m.fg >= 0 ? k_palette[m.fg].name : "none", m.area);
+            free(right.data);
+            sdvk_result_free(&r);
+        }
+    free(blue);
+    free(mask);
+    double rate = (double)pass / total;
+    printf("inpainting: %d/%d = %.1f%% (left half changed in %d)\n", pass, total, 100.0 * rate, changed);
+    if (changed) {
+        printf("FAIL: the kept half changed\n");
+        return 1;
+    }
+    if (rate < min_rate) {
+        printf("FAIL: pass rate %.1f%% < %.1f%%\n", 100.0 * rate, 100.0 * min_rate);
+        return 1;
+    }
+    printf("ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: %s MODEL_DIR cpu|vulkan [--cfg X] [--seeds N] [--check all|colours|colour] [--min-rate R]\n"
@@ -179,6 +259,7 @@ int main(int argc, char **argv) {
     sdvk_rng rng = defaults.rng;
     double max_rate = -1, min_rate = 0.9;
     int verbose = 0, n_seeds = N_SEEDS, check = 0; /* 0 all, 1 colour, 2 colours */
+    int inpaint = 0;
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--cfg") && i + 1 < argc)
             cfg = strtof(argv[++i], NULL);
@@ -209,6 +290,8 @@ int main(int argc, char **argv) {
                 return 2;
             }
             rng = (sdvk_rng)k;
+        } else if (!strcmp(argv[i], "--inpaint")) {
+            inpaint = 1;
         } else if (!strcmp(argv[i], "--min-rate") && i + 1 < argc)
             min_rate = strtod(argv[++i], NULL);
         else if (!strcmp(argv[i], "--expect-max-rate") && i + 1 < argc)
@@ -252,6 +335,18 @@ int main(int argc, char **argv) {
            sdvk_backend_name(ctx), cfg, sdvk_sampler_name(sampler), sdvk_schedule_name(schedule),
            sdvk_rng_name(rng), N_CASES, n_seeds);
 
+    if (inpaint) {
+        sdvk_gen_params base;
+        sdvk_gen_params_default(&base);
+        base.steps = 20;
+        base.cfg_scale = cfg;
+        base.sampler = sampler;
+        base.schedule = schedule;
+        base.rng = rng;
+        int rc = inpaint_test(ctx, &base, n_seeds, min_rate);
+        sdvk_destroy(ctx);
+        return rc;
+    }
     int pass = 0, pass_all = 0, total = 0, bad_colour = 0, bad_bg = 0, bad_pos = 0;
     for (int c = 0; c < N_CASES; c++) {
         const sem_case *tc = &k_cases[c];

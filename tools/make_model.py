@@ -144,7 +144,7 @@ def unet_keys(K, u):
                 K.conv(q + ".%d.conv" % j, cur, cur, 3)
             idx += 1
     K.norm(p + "out.0", cur)
-    K.conv(p + "out.2", u["in_ch"], cur, 3)
+    K.conv(p + "out.2", 4, cur, 3)
 
 
 def vae_keys(K, v):
@@ -207,8 +207,10 @@ def vae_keys(K, v):
     K.conv(d + "conv_out", 3, cur, 3)
 
 
-def model_keys(config):
+def model_keys(config, inpaint=False):
     c = CONFIGS[config]
+    if inpaint:
+        c = dict(c, unet=dict(c["unet"], in_ch=9))
     K = Keys()
     clip_keys(K, c["clip"])
     unet_keys(K, c["unet"])
@@ -240,11 +242,11 @@ def ddpm_alphas_cumprod():
     return np.cumprod(1.0 - b)
 
 
-def model_items(config, dtype, seed):
+def model_items(config, dtype, seed, inpaint=False):
     """(items for st_io.write, metadata)."""
     DT = {"f32": "F32", "f16": "F16", "bf16": "BF16"}[dtype]
     items = []
-    for name, shape, kind in model_keys(config):
+    for name, shape, kind in model_keys(config, inpaint):
         items.append((name, DT, shape,
                       (lambda n=name, s=shape, k=kind: st_io.from_f32(gen_tensor(seed, n, s, k), DT))))
     # Extras real checkpoints carry; the loader must ignore them.
@@ -253,8 +255,8 @@ def model_items(config, dtype, seed):
     items.append(("model_ema.decay", "F32", (), np.array(0.9999, np.float32)))
     items.append(("cond_stage_model.transformer.text_model.embeddings.position_ids", "I64", (1, 77),
                   np.arange(77, dtype=np.int64)[None]))
-    meta = {"format": "pt", "sdvk.generator": "tools/make_model.py --config %s --dtype %s --seed %d"
-            % (config, dtype, seed)}
+    meta = {"format": "pt", "sdvk.generator": "tools/make_model.py --config %s --dtype %s --seed %d%s"
+            % (config, dtype, seed, " --inpaint" if inpaint else "")}
     h = CONFIGS[config]["clip"]["heads"]
     if h is not None:
         meta["sdvk.clip.num_heads"] = str(h)
@@ -269,10 +271,13 @@ def main():
     ap.add_argument("--config", choices=sorted(CONFIGS), default="tiny")
     ap.add_argument("--dtype", choices=["f32", "f16", "bf16"], default="f16")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--inpaint", action="store_true",
+                    help="a 9-channel UNet input (latent + mask + masked-image latent), as "
+                         "sd-v1-5-inpainting")
     ap.add_argument("-o", "--output", required=True)
     a = ap.parse_args()
     t0 = time.time()
-    items, meta = model_items(a.config, a.dtype, a.seed)
+    items, meta = model_items(a.config, a.dtype, a.seed, a.inpaint)
     st_io.write(a.output, items, meta)
     n = sum(int(np.prod(s)) for _, _, s, _ in items)
     print("%s: %d tensors, %.1fM params, %.1f MB, %.1f s" % (

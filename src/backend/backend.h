@@ -57,8 +57,10 @@ typedef struct sd_backend_vtbl {
     /* Replaces the resident copy of the weight whose checkpoint data is
      * `key` (the sd_tensor.data pointer graphs were built with) by `f32`
      * (same element count, float32, checkpoint layout), in place: prepared
-     * graphs keep working and see the new values. Used by LoRA. Returns
-     * SDVK_OK and does nothing when the set does not hold that weight. */
+     * graphs keep working and see the new values. f32 = NULL restores the
+     * checkpoint's values exactly as prepare made them. Used by LoRA.
+     * Returns SDVK_OK and does nothing when the set does not hold that
+     * weight. */
     sdvk_status (*weights_update)(sd_backend *b, sd_bweights *w, const void *key, const float *f32,
                                   size_t n);
     /* Whether the backend has a kernel for node `k` of g as built (op and

@@ -52,6 +52,13 @@ void sd_st_close(sd_safetensors *st) {
     }
     free(st->meta_key);
     free(st->meta_val);
+    for (int i = 0; i < st->n_regions; i++) {
+        if (st->regions[i].mapped)
+            munmap(st->regions[i].base, st->regions[i].size);
+        else
+            free(st->regions[i].base);
+    }
+    free(st->regions);
     free(st->path);
     free(st);
 }
@@ -179,29 +186,16 @@ static sdvk_status parse_entry(const sd_safetensors *st, sd_st_tensor *t, json_t
     return SDVK_OK;
 }
 
-static sdvk_status st_parse(sd_safetensors *st, int fd) {
-    struct stat sb;
+/* Parses the whole file image m[0, size). */
+static sdvk_status st_parse_buf(sd_safetensors *st, const uint8_t *m, size_t size) {
     const char *p = st->path;
-    if (fstat(fd, &sb) != 0)
-        return sd_err(SDVK_ERR_IO, "%s: cannot stat: %s", p, strerror(errno));
-    if (!S_ISREG(sb.st_mode))
-        return sd_err(SDVK_ERR_IO, "%s: not a regular file", p);
-    if (sb.st_size < 8)
+    if (size < 8)
         return sd_err(SDVK_ERR_FORMAT,
-                      "%s: file is %lld bytes, too short for a safetensors header (8-byte length)", p,
-                      (long long)sb.st_size);
-    if ((uint64_t)sb.st_size > SIZE_MAX)
-        return sd_err(SDVK_ERR_IO, "%s: file too large to map", p);
-    st->map_size = (size_t)sb.st_size;
-    st->map = mmap(NULL, st->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (st->map == MAP_FAILED) {
-        st->map = NULL;
-        return sd_err(SDVK_ERR_IO, "%s: cannot mmap: %s", p, strerror(errno));
-    }
-    const uint8_t *m = st->map;
+                      "%s: file is %zu bytes, too short for a safetensors header (8-byte length)", p,
+                      size);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | m[i];
-    uint64_t avail = (uint64_t)st->map_size - 8;
+    uint64_t avail = (uint64_t)size - 8;
     if (hlen == 0)
         return sd_err(SDVK_ERR_FORMAT, "%s: header length is 0 (not a safetensors file?)", p);
     if (hlen > SD_ST_MAX_HEADER)
@@ -230,6 +224,7 @@ static sdvk_status st_parse(sd_safetensors *st, int fd) {
     uint64_t data_size = avail - hlen;
     size_t n = json_object_size(root);
     st->t = calloc(n ? n : 1, sizeof *st->t);
+    st->cap = st->t ? (int)(n ? n : 1) : 0;
     ranges = calloc(n ? n : 1, sizeof *ranges);
     if (!st->t || !ranges) {
         s = sd_err(SDVK_ERR_OOM, "%s: out of memory reading header", p);
@@ -290,6 +285,45 @@ done:
     free(ranges);
     json_decref(root);
     return s;
+}
+
+static sdvk_status st_parse(sd_safetensors *st, int fd) {
+    struct stat sb;
+    const char *p = st->path;
+    if (fstat(fd, &sb) != 0)
+        return sd_err(SDVK_ERR_IO, "%s: cannot stat: %s", p, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return sd_err(SDVK_ERR_IO, "%s: not a regular file", p);
+    if (sb.st_size < 8)
+        return sd_err(SDVK_ERR_FORMAT,
+                      "%s: file is %lld bytes, too short for a safetensors header (8-byte length)", p,
+                      (long long)sb.st_size);
+    if ((uint64_t)sb.st_size > SIZE_MAX)
+        return sd_err(SDVK_ERR_IO, "%s: file too large to map", p);
+    st->map_size = (size_t)sb.st_size;
+    st->map = mmap(NULL, st->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (st->map == MAP_FAILED) {
+        st->map = NULL;
+        return sd_err(SDVK_ERR_IO, "%s: cannot mmap: %s", p, strerror(errno));
+    }
+    return st_parse_buf(st, st->map, st->map_size);
+}
+
+sdvk_status sd_st_open_mem(const void *data, size_t size, const char *label, sd_safetensors **out) {
+    if (!out)
+        return sd_err(SDVK_ERR_INVALID_ARG, "sd_st_open_mem: out is NULL");
+    *out = NULL;
+    if (!data && size)
+        return sd_err(SDVK_ERR_INVALID_ARG, "sd_st_open_mem: no data");
+    sd_safetensors *st = NULL;
+    SD_TRY(sd_st_new(label && *label ? label : "(memory)", &st));
+    sdvk_status s = st_parse_buf(st, data ? data : (const void *)"", size);
+    if (s != SDVK_OK) {
+        sd_st_close(st);
+        return s;
+    }
+    *out = st;
+    return SDVK_OK;
 }
 
 sdvk_status sd_st_open(const char *path, sd_safetensors **out) {
@@ -501,6 +535,11 @@ void sd_st_release_pages(const sd_safetensors *st) {
     /* A private read-only file mapping that was never written: dropped
      * pages read back from the file if touched again, so this only
      * trades a possible re-read for resident memory. */
-    if (st && st->map && st->map_size)
+    if (!st)
+        return;
+    if (st->map && st->map_size)
         madvise(st->map, st->map_size, MADV_DONTNEED);
+    for (int i = 0; i < st->n_regions; i++)
+        if (st->regions[i].mapped && st->regions[i].size)
+            madvise(st->regions[i].base, st->regions[i].size, MADV_DONTNEED);
 }

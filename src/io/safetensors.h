@@ -26,14 +26,30 @@ typedef struct sd_st_tensor {
     size_t nbytes;
 } sd_st_tensor;
 
+/* A block of memory that tensors of a table point into: a read-only file
+ * mapping (munmap'd on close, pages droppable by sd_st_release_pages) or a
+ * malloc'd buffer (decompressed or re-laid-out data; freed on close). */
+typedef struct sd_st_region {
+    void *base;
+    size_t size;
+    int mapped;
+} sd_st_region;
+
+/* A table of named tensors. sd_st_open fills it from one safetensors file;
+ * the other loaders (src/io/ckpt.h, diffusers.h, weights.h) build one from
+ * several files or renamed keys with the functions below, so every consumer
+ * (sd_st_find, sd_st_meta, sd_st_release_pages) works the same on all. */
 typedef struct sd_safetensors {
     char *path;
-    void *map;
+    void *map;       /* the safetensors file's mapping (NULL for other tables) */
     size_t map_size;
     sd_st_tensor *t; /* sorted by name */
     int n;
     char **meta_key, **meta_val; /* the "__metadata__" string map */
     int n_meta;
+    sd_st_region *regions; /* further memory the tensors point into */
+    int n_regions;
+    int cap; /* capacity of t while a table is being built */
 } sd_safetensors;
 
 /* Opens and validates; on failure the message names the file (and tensor). */
@@ -48,6 +64,36 @@ const sd_st_tensor *sd_st_find(const sd_safetensors *st, const char *name);
 void sd_st_release_pages(const sd_safetensors *st);
 /* Metadata value or NULL. */
 const char *sd_st_meta(const sd_safetensors *st, const char *key);
+/* sd_st_open on a caller's buffer (fuzzing, tests): the tensors point into
+ * `data`, which must outlive the table; `label` names it in messages. */
+sdvk_status sd_st_open_mem(const void *data, size_t size, const char *label, sd_safetensors **out);
+
+/* ---- building tables (src/io/table.c) ---- */
+
+/* An empty table; `label` (a path) names it in messages. */
+sdvk_status sd_st_new(const char *label, sd_safetensors **out);
+/* Hands `base` to the table (freed or unmapped by sd_st_close). On failure
+ * `base` is released at once. */
+sdvk_status sd_st_adopt(sd_safetensors *st, void *base, size_t size, int mapped);
+/* Appends a copy of *t named `name` (copied). The table is unsorted until
+ * sd_st_seal. */
+sdvk_status sd_st_add(sd_safetensors *st, const char *name, const sd_st_tensor *t);
+/* Sorts by name and refuses duplicate names (message names both sources'
+ * table). Call once after the last sd_st_add / sd_st_absorb. */
+sdvk_status sd_st_seal(sd_safetensors *st);
+/* Sets (or replaces) a metadata entry. */
+sdvk_status sd_st_set_meta(sd_safetensors *st, const char *key, const char *val);
+/* Renames one tensor during sd_st_absorb: write the new name into out
+ * (size n) and return 1 to keep, 0 to leave it out, or -1 after sd_err to
+ * fail. It may also re-view the shape (ndim/ne, same element count). */
+typedef int (*sd_st_rename_fn)(void *ud, sd_st_tensor *t, char *out, size_t n);
+/* Moves every tensor of `src` (renamed by fn when non-NULL) and all of its
+ * memory into `dst`, then frees `src` (also on failure). Metadata of src is
+ * not copied. dst must be sealed again afterwards. */
+sdvk_status sd_st_absorb(sd_safetensors *dst, sd_safetensors *src, sd_st_rename_fn fn, void *ud);
+/* Removes every tensor whose name starts with `prefix`; returns how many.
+ * The memory they pointed into stays until sd_st_close. */
+int sd_st_remove_prefix(sd_safetensors *st, const char *prefix);
 
 /* Writer (tests/tools): tensors given as name/dtype/shape/data; meta_kv holds
  * n_meta key/value pairs as 2*n_meta strings {k0, v0, k1, v1, ...}. The header

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../core/status.h"
+#include "../io/weights.h"
 #include "model.h"
 
 #define UNET "model.diffusion_model."
@@ -256,13 +257,21 @@ static sdvk_status infer_vae(sd_model *m) {
 }
 
 sdvk_status sd_model_open(const char *path, sd_model **out) {
+    return sd_model_open_ex(path, NULL, out);
+}
+
+sdvk_status sd_model_open_ex(const char *path, const char *vae_path, sd_model **out) {
     *out = NULL;
+    if (!path || !*path)
+        return sd_err(SDVK_ERR_INVALID_ARG, "no model path given");
     sd_model *m = calloc(1, sizeof *m);
     if (!m || !(m->path = strdup(path))) {
         free(m);
         return sd_err(SDVK_ERR_OOM, "out of memory");
     }
-    sdvk_status s = sd_st_open(path, &m->st);
+    /* A .safetensors file, a .ckpt or a diffusers folder, all as one table
+     * in LDM key names (src/io/weights.h). */
+    sdvk_status s = sd_weights_open(path, vae_path, &m->st);
     if (!s)
         s = infer_clip(m);
     if (!s)

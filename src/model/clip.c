@@ -6,17 +6,20 @@
 
 #define P "cond_stage_model.transformer.text_model."
 
-int sd_clip_build(sd_graph *g, const sd_model *m, int ids, int clip_skip) {
+int sd_clip_build(sd_graph *g, const sd_model *m, int tok, int clip_skip) {
     const sd_clip_arch *a = &m->clip;
     if (!a->present)
         return sd_graph_fail(g, SDVK_ERR_MODEL, "%s: the checkpoint has no CLIP text encoder",
                              m->path);
-    if (ids >= 0 && g->t[ids].ne[1] != a->n_pos)
-        return sd_graph_fail(g, SDVK_ERR_INVALID_ARG, "CLIP: %lld tokens, the model takes %d",
-                             (long long)g->t[ids].ne[1], a->n_pos);
+    if (tok >= 0 && (g->t[tok].ndim != 3 || g->t[tok].ne[1] != a->n_pos || g->t[tok].ne[2] != a->width))
+        return sd_graph_fail(g, SDVK_ERR_INVALID_ARG, "CLIP: %lld tokens of width %lld, the model takes "
+                             "%d of %d", (long long)g->t[tok].ne[1], (long long)g->t[tok].ne[2],
+                             a->n_pos, a->width);
     const float eps = 1e-5f, scale = 1.0f / sqrtf((float)(a->width / a->heads));
-    int x = sd_embedding(g, ids, sd_model_weight(g, m, P "embeddings.token_embedding.weight"));
-    x = sd_add(g, x, sd_model_weight(g, m, P "embeddings.position_embedding.weight"));
+    /* The token embeddings come looked up on the host (sd_run_clip): the
+     * 49408-row table stays in the mmapped checkpoint, and textual-inversion
+     * vectors take the place of token rows there. */
+    int x = sd_add(g, tok, sd_model_weight(g, m, P "embeddings.position_embedding.weight"));
     if (clip_skip < 1)
         clip_skip = 1;
     if (clip_skip > a->layers)
@@ -39,4 +42,8 @@ int sd_clip_build(sd_graph *g, const sd_model *m, int ids, int clip_skip) {
     }
     return sd_layer_norm(g, x, sd_model_weight(g, m, P "final_layer_norm.weight"),
                          sd_model_weight(g, m, P "final_layer_norm.bias"), eps);
+}
+
+const sd_st_tensor *sd_clip_token_table(const sd_model *m) {
+    return sd_st_find(m->st, P "embeddings.token_embedding.weight");
 }

@@ -43,7 +43,9 @@ typedef struct sd_model {
  * whole network still opens (that network is marked absent); one whose
  * networks are inconsistent fails with a message naming the tensor. */
 sdvk_status sd_model_open(const char *path, sd_model **out);
-/* The same with a separate VAE file replacing the checkpoint's (NULL: none). */
+/* The same for any form src/io/weights.h reads: path is a .safetensors,
+ * a .ckpt or a diffusers folder; vae_path (NULL: none) a separate VAE that
+ * replaces the checkpoint's. */
 sdvk_status sd_model_open_ex(const char *path, const char *vae_path, sd_model **out);
 void sd_model_close(sd_model *m);
 /* One line per network, for --verbose. */
@@ -56,9 +58,12 @@ int sd_model_weight(sd_graph *g, const sd_model *m, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int sd_model_has(const sd_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* CLIP text encoder: ids [B, n_pos] I32 -> final layer norm output [B, n_pos, width];
- * clip_skip N >= 2 stops N-1 layers early (A1111 "Clip skip"). */
-int sd_clip_build(sd_graph *g, const sd_model *m, int ids, int clip_skip);
+/* CLIP text encoder: token embeddings [B, n_pos, width] (rows of
+ * token_embedding looked up by the caller) -> final layer norm output
+ * [B, n_pos, width]; clip_skip N >= 2 stops N-1 layers early (A1111 "Clip skip"). */
+int sd_clip_build(sd_graph *g, const sd_model *m, int tok, int clip_skip);
+/* The token embedding table (NULL when absent). */
+const sd_st_tensor *sd_clip_token_table(const sd_model *m);
 /* UNet: x [B,h,w,in_ch], t [B] or [1] float timesteps, ctx [B,L,ctx_dim] -> eps [B,h,w,out_ch]. */
 int sd_unet_build(sd_graph *g, const sd_model *m, int x, int t, int ctx);
 /* VAE decoder: z [B,h,w,4] (scaled latent) -> image [B,8h,8w,3], raw. */

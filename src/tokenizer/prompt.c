@@ -395,6 +395,31 @@ sdvk_status sd_tokenize_prompt_ex(const sd_tokenizer *t, const char *prompt,
             }
             if (c.len == SD_CLIP_CHUNK && (st = next_chunk(&c, t)) != SDVK_OK)
                 break;
+            /* an embedding named here: the longest name that matches */
+            sd_prompt_emb *e = NULL;
+            for (int j = 0; j < o->n_embs; j++) {
+                sd_prompt_emb *x = &o->embs[j];
+                if (x->name_len > 0 && x->name_len <= nt - k &&
+                    !memcmp(tok + k, x->name_ids, (size_t)x->name_len * sizeof *tok) &&
+                    (!e || x->name_len > e->name_len))
+                    e = x;
+            }
+            if (e) {
+                if (e->n_vec < 1 || e->n_vec > SD_CLIP_CHUNK) {
+                    st = sd_err(SDVK_ERR_INVALID_ARG, "embedding with %d vectors: at most %d fit "
+                                "in a prompt window", e->n_vec, SD_CLIP_CHUNK);
+                    break;
+                }
+                e->used = 1;
+                if (c.len + e->n_vec > SD_CLIP_CHUNK && (st = next_chunk(&c, t)) != SDVK_OK)
+                    break;
+                for (int v = 0; v < e->n_vec; v++, c.len++) {
+                    c.tok[c.len] = e->first_id + v;
+                    c.tw[c.len] = w;
+                }
+                k += e->name_len - 1;
+                continue;
+            }
             c.tok[c.len] = tok[k];
             c.tw[c.len] = w;
             c.len++;

@@ -70,12 +70,24 @@ sdvk_status sd_tokenize(const sd_tokenizer *t, const char *text, int32_t **ids, 
 sdvk_status sd_tokenize_prompt(const sd_tokenizer *t, const char *prompt, int min_chunks,
                                int32_t **ids, float **weights, int *n_chunks, int *chunked);
 
+/* A textual-inversion embedding the prompt may name (A1111: where the tokens
+ * of its name appear, its vectors take their place, kept within one window). */
+typedef struct sd_prompt_emb {
+    const int32_t *name_ids; /* the name's tokens */
+    int name_len;
+    int n_vec;               /* vectors it puts in the stream (1..75) */
+    int32_t first_id;        /* ids first_id .. first_id + n_vec - 1 stand for them */
+    int used;                /* set when the prompt names it */
+} sd_prompt_emb;
+
 typedef struct sd_prompt_opts {
     int min_chunks;      /* as in sd_tokenize_prompt */
     int parse_weights;   /* 1: A1111 emphasis syntax; 0: text taken literally */
     int comma_backtrack; /* A1111 "comma_padding_backtrack": 0 = off (default);
                             A1111's default is 20 */
     int enable_break;    /* 1: the word BREAK (A1111) starts a new window */
+    sd_prompt_emb *embs;  /* embeddings to recognise (NULL: none) */
+    int n_embs;
 } sd_prompt_opts;
 
 /* Defaults: min_chunks 1, parse_weights 1, comma_backtrack 0, enable_break 0

@@ -199,6 +199,24 @@ int cli_engine_option(cli_args *a, sdvk_options *opt, int *rc) {
             opt->device_index = (int)n;
         return 1;
     }
+    if (cli_is(a, "--lora-model-dir", NULL) || cli_is(a, "--embd-dir", NULL) ||
+        cli_is(a, "--vae", NULL)) {
+        if ((*rc = cli_value(a, &v)))
+            return 1;
+        struct stat st;
+        int want_dir = strcmp(a->opt, "--vae") != 0;
+        if (stat(v, &st) != 0)
+            *rc = cli_usage_error("%s: '%s': %s", a->opt, v, strerror(errno));
+        else if (want_dir && !S_ISDIR(st.st_mode))
+            *rc = cli_usage_error("%s: '%s' is not a folder", a->opt, v);
+        else if (!strcmp(a->opt, "--lora-model-dir"))
+            opt->lora_dir = v;
+        else if (!strcmp(a->opt, "--embd-dir"))
+            opt->embedding_dir = v;
+        else
+            opt->vae_path = v;
+        return 1;
+    }
     if (cli_is(a, "--validation", NULL)) {
         *rc = cli_no_value(a);
         opt->validation = 1;
@@ -302,6 +320,9 @@ void cli_engine_help(FILE *f) {
           "  --precision auto|f32|f16|bf16  compute precision (default auto)\n"
           "  --vocab PATH               CLIP vocabulary (bpe_simple_vocab_16e6.txt.gz, vocab.json or a\n"
           "                             tokenizer/ folder; default: $SDVK_VOCAB, then beside the model)\n"
+          "  --vae PATH                 a separate VAE (.safetensors, .ckpt or a diffusers vae/ folder)\n"
+          "  --lora-model-dir DIR       where <lora:NAME:W> in a prompt finds NAME.safetensors\n"
+          "  --embd-dir DIR             textual-inversion embeddings, used where a prompt names them\n"
           "  --validation               Vulkan validation layer on (its errors fail the run)\n"
           "  -v, --verbose              log backend choices and per-stage timings\n",
           f);
@@ -320,6 +341,17 @@ int cli_check_input_file(const char *what, const char *path) {
         return cli_usage_error("%s: cannot open '%s': %s", what, path, strerror(errno));
     fclose(f);
     return 0;
+}
+
+int cli_check_model_path(const char *what, const char *path) {
+    struct stat st;
+    if (path[0] == '\0')
+        return cli_usage_error("%s: empty file name", what);
+    if (stat(path, &st) != 0)
+        return cli_usage_error("%s: '%s': %s", what, path, strerror(errno));
+    if (S_ISDIR(st.st_mode))
+        return 0; /* a diffusers folder: the library checks what is inside */
+    return cli_check_input_file(what, path);
 }
 
 int cli_check_output(const char *what, const char *path) {

@@ -82,6 +82,8 @@ int cli_parse_rng(const char *opt, const char *s, sdvk_rng *out);
 /* Checks that path is a readable regular file; the message names `what`
  * (e.g. "-m/--model") and the path. Returns 0 or CLI_USAGE. */
 int cli_check_input_file(const char *what, const char *path);
+/* As cli_check_input_file, but a folder (diffusers pipeline) is accepted. */
+int cli_check_model_path(const char *what, const char *path);
 /* Checks that `path` can be written (sdvk_check_writable); 0 or CLI_USAGE. */
 int cli_check_output(const char *what, const char *path);
 

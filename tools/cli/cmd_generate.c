@@ -130,9 +130,13 @@ const char *cli_demo_model_path(char *buf, size_t n) {
         char *sl = strrchr(exe, '/');
         if (sl) {
             *sl = 0;
-            snprintf(buf, n, "%s/../share/sdvk/models/demo/sdvk-demo.safetensors", exe);
-            if (access(buf, R_OK) == 0)
+            char rel[4160], *real;
+            snprintf(rel, sizeof rel, "%s/../share/sdvk/models/demo/sdvk-demo.safetensors", exe);
+            if (access(rel, R_OK) == 0 && (real = realpath(rel, NULL))) {
+                snprintf(buf, n, "%s", real);
+                free(real);
                 return buf;
+            }
         }
     }
 #ifdef SDVK_DEMO_MODEL
@@ -423,7 +427,7 @@ static int run(gen_cfg *c) {
         fprintf(stderr, "sdvk: no -m/--model given: using the demo model %s (64x64 pictures of "
                         "simple shapes, e.g. \"a red circle on a blue background\")\n", c->model);
     /* Cheap checks first: files exist, images decode, output writable. */
-    if ((rc = cli_check_input_file("-m/--model", c->model)))
+    if ((rc = cli_check_model_path("-m/--model", c->model)))
         return rc;
     if (c->init_img && (rc = load_image("-i/--init-img", c->init_img, &init)))
         goto done;

@@ -38,6 +38,7 @@ enum {
     O_SEED = 1 << 9,
     O_SAMPLER = 1 << 10, /* --sampler, --scheduler, --rng, --eta */
     O_CLIP_SKIP = 1 << 11,
+    O_INIT = 1 << 12, /* --init-img, --mask, --strength, --mask-blur */
 };
 
 typedef struct stage_def {
@@ -59,13 +60,14 @@ static const stage_def STAGES[] = {
     {"vae-encode", O_IMAGE, O_IMAGE,
      "vae-encode -m M --image I -o OUT\n"
      "      image [B,3,H,W] in [-1,1] (.npy, or a PNG/JPEG file) -> mean*0.18215 [B,4,H/8,W/8]"},
-    {"sample", O_CONTEXT | O_LATENT | O_STEPS | O_CFG | O_NOISE | O_SEED | O_SAMPLER,
+    {"sample", O_CONTEXT | O_LATENT | O_STEPS | O_CFG | O_NOISE | O_SEED | O_SAMPLER | O_INIT,
      O_CONTEXT | O_LATENT | O_STEPS | O_CFG,
      "sample -m M --context C --latent N0 --steps N --cfg S [--sampler NAME] [--scheduler NAME]\n"
      "             [--eta X] [--step-noise F] [--seed S --rng cpu|cuda|sdvk] -o OUT\n"
      "      a sampler run (default ddpm): context [2B,77,W] (cond rows, then uncond) or [B,77,W]\n"
      "      when S = 1, N0 [B,4,h,w] the unit-variance start noise, step noise [K,B,4,h,w] for\n"
-     "      the K evaluations that take fresh noise (default: from the seed) -> latent [B,4,h,w]"},
+     "      the K evaluations that take fresh noise (default: from the seed) -> latent [B,4,h,w];\n"
+     "      with --init-img I [--strength X] [--mask M --mask-blur N]: img2img / inpainting"},
 };
 #define N_STAGES (int)(sizeof STAGES / sizeof STAGES[0])
 
@@ -77,6 +79,7 @@ static const struct {
     {O_TIMESTEP, "--timestep"}, {O_CONTEXT, "--context"},     {O_IMAGE, "--image"},
     {O_STEPS, "--steps"},     {O_CFG, "--cfg"},               {O_NOISE, "--step-noise"},
     {O_SEED, "--seed"},       {O_SAMPLER, "--sampler"},       {O_CLIP_SKIP, "--clip-skip"},
+    {O_INIT, "--init-img"},
 };
 
 static void usage(FILE *f) {
@@ -87,6 +90,9 @@ static void usage(FILE *f) {
           f);
     for (int k = 0; k < N_STAGES; k++)
         fprintf(f, "  sdvk stage %s\n", STAGES[k].synopsis);
+    fputs("\nEvery stage also takes --lora FILE[:W[:UNET_W]] (repeatable): LoRAs merged into the\n"
+          "weights (W for the text encoder and the UNet, or W for the text encoder and UNET_W).\n",
+          f);
     fputs("\nEngine options:\n", f);
     cli_engine_help(f);
     fputs("\nExit status: 0 success, 1 failure while running, 2 bad command line or input file.\n",
@@ -97,7 +103,12 @@ typedef struct stage_cfg {
     const stage_def *st;
     const char *model, *out;
     const char *tokens, *tokens_npy, *latent, *context, *image, *noise;
-    double timestep, cfg, eta;
+    double timestep, cfg, eta, strength;
+    const char *init_img, *mask;
+    long mask_blur;
+    sdvk_lora loras[16];
+    char lora_paths[16][4096];
+    int n_loras;
     long steps, clip_skip;
     sdvk_sampler sampler;
     sdvk_schedule schedule;
@@ -195,6 +206,49 @@ static int parse(int argc, char **argv, stage_cfg *c) {
             bit = O_SAMPLER;
             if ((rc = cli_value(&a, &v)) || (rc = cli_parse_float(a.opt, v, 0.0, 10.0, &c->eta)))
                 return rc;
+        } else if (cli_is(&a, "-i", "--init-img") || cli_is(&a, "--mask", NULL)) {
+            bit = O_INIT;
+            if ((rc = cli_value(&a, cli_is(&a, "--mask", NULL) ? &c->mask : &c->init_img)) ||
+                (rc = cli_check_input_file(a.opt, cli_is(&a, "--mask", NULL) ? c->mask : c->init_img)))
+                return rc;
+        } else if (cli_is(&a, "--strength", NULL)) {
+            bit = O_INIT;
+            if ((rc = cli_value(&a, &v)) || (rc = cli_parse_float(a.opt, v, 1e-6, 1.0, &c->strength)))
+                return rc;
+        } else if (cli_is(&a, "--mask-blur", NULL)) {
+            bit = O_INIT;
+            if ((rc = cli_value(&a, &v)) || (rc = cli_parse_int(a.opt, v, 0, 256, &c->mask_blur)))
+                return rc;
+        } else if (cli_is(&a, "--lora", NULL)) {
+            /* PATH[:W[:UNET_W]]: the weight from the last ':' that parses */
+            if ((rc = cli_value(&a, &v)))
+                return rc;
+            if (c->n_loras == 16)
+                return cli_usage_error("--lora: at most 16");
+            sdvk_lora *l = &c->loras[c->n_loras];
+            char *p = c->lora_paths[c->n_loras];
+            snprintf(p, sizeof c->lora_paths[0], "%s", v);
+            l->te_weight = l->unet_weight = 1.0f;
+            double w[2];
+            int nw = 0;
+            for (char *colon; nw < 2 && (colon = strrchr(p, ':'));) {
+                char *end;
+                double x = strtod(colon + 1, &end);
+                if (end == colon + 1 || *end || !isfinite(x))
+                    break;
+                w[nw++] = x;
+                *colon = 0;
+            }
+            if (nw == 1)
+                l->te_weight = l->unet_weight = (float)w[0];
+            else if (nw == 2) {
+                l->te_weight = (float)w[1];
+                l->unet_weight = (float)w[0];
+            }
+            l->path = p;
+            c->n_loras++;
+            if ((rc = cli_check_input_file("--lora", p)))
+                return rc;
         } else if (cli_is(&a, "--clip-skip", NULL)) {
             bit = O_CLIP_SKIP;
             if ((rc = cli_value(&a, &v)) || (rc = cli_parse_int(a.opt, v, 1, 12, &c->clip_skip)))
@@ -207,7 +261,9 @@ static int parse(int argc, char **argv, stage_cfg *c) {
             return cli_usage_error("stage %s does not take %s", c->st->name, a.opt);
         c->given |= bit;
     }
-    for (unsigned bit = 1; bit <= O_CLIP_SKIP; bit <<= 1)
+    if ((c->mask || c->strength != 0.75 || c->mask_blur) && !c->init_img)
+        return cli_usage_error("stage sample: --mask, --strength and --mask-blur need --init-img");
+    for (unsigned bit = 1; bit <= O_INIT; bit <<= 1)
         if ((c->st->required & bit) && !(c->given & bit))
             return cli_usage_error("stage %s: missing %s", c->st->name, opt_name(bit));
     if (c->st->allowed & O_TOKENS) {
@@ -346,6 +402,7 @@ int cli_cmd_stage(int argc, char **argv) {
     c.rng = SDVK_RNG_SDVK;
     c.eta = 1.0;
     c.clip_skip = 1;
+    c.strength = 0.75;
     int rc = parse(argc, argv, &c);
     if (rc >= 0)
         return rc;
@@ -360,7 +417,7 @@ int cli_cmd_stage(int argc, char **argv) {
     int out_ndim = 4;
     sdvk_status s = SDVK_OK;
 
-    if ((rc = cli_check_input_file("-m/--model", c.model)))
+    if ((rc = cli_check_model_path("-m/--model", c.model)))
         goto done;
     /* Inputs, in the order of the synopsis. */
     if (c.given & O_TOKENS) {
@@ -417,6 +474,10 @@ int cli_cmd_stage(int argc, char **argv) {
 
     if ((rc = cli_create_ctx(c.model, &c.opt, &ctx)))
         goto done;
+    if (c.n_loras && (s = sdvk_set_loras(ctx, c.loras, c.n_loras)) != SDVK_OK) {
+        rc = cli_status_error(CLI_USAGE, s, "--lora");
+        goto done;
+    }
     double t0 = cli_now();
     const char *name = c.st->name;
     if (strcmp(name, "clip") == 0) {
@@ -448,8 +509,24 @@ int cli_cmd_stage(int argc, char **argv) {
         p.schedule = c.schedule;
         p.rng = c.rng;
         p.eta = (float)c.eta;
+        sdvk_image init = {0}, mask = {0};
+        if (c.init_img && (s = sdvk_image_load(c.init_img, NULL, &init)) != SDVK_OK) {
+            rc = cli_status_error(CLI_USAGE, s, "--init-img");
+            goto done;
+        }
+        if (c.mask && (s = sdvk_image_load(c.mask, NULL, &mask)) != SDVK_OK) {
+            sdvk_image_free(&init);
+            rc = cli_status_error(CLI_USAGE, s, "--mask");
+            goto done;
+        }
+        p.init_image = init.data ? &init : NULL;
+        p.mask = mask.data ? &mask : NULL;
+        p.strength = (float)c.strength;
+        p.mask_blur = (int)c.mask_blur;
         s = sdvk_stage_sample(ctx, &p, ctxa.data, ctxa.ne, lat.data, lat.ne, noise.data,
                               noise.data ? noise.ne : NULL, &out, ne4);
+        sdvk_image_free(&init);
+        sdvk_image_free(&mask);
         memcpy(ne, ne4, sizeof ne4);
     }
     if (s != SDVK_OK) {

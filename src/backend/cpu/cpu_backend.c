@@ -161,11 +161,14 @@ static void *make_packed(const cpu_backend *cb, const wentry *e, const void *w_d
 }
 
 /* Size of a prep result: GEMM panels are the only hooks today. */
-static size_t packed_bytes(const wentry *e) {
+static size_t packed_bytes(const wentry *e, sd_dtype dt) {
     int64_t n = e->tw.ne[0], k = sd_tensor_nelem(&e->tw) / (n ? n : 1);
-    return (size_t)(n * k) * sd_dtype_size(e->tw.dtype);
+    return (size_t)(n * k) * sd_dtype_size(dt);
 }
 
+/* f32 = NULL: back to the checkpoint's own values (e->w, the key), made
+ * exactly as prepare made them, so a restored weight is bit for bit what a
+ * fresh context holds. */
 static sdvk_status cpu_weights_update(sd_backend *b, sd_bweights *ws, const void *key,
                                       const float *f32, size_t n) {
     cpu_backend *cb = (cpu_backend *)b;
@@ -179,28 +182,41 @@ static sdvk_status cpu_weights_update(sd_backend *b, sd_bweights *ws, const void
             return sd_err(SDVK_ERR_INVALID_ARG, "cpu: update of %s with %zu values (it has %lld)",
                           e->tw.name, n, (long long)sd_tensor_nelem(&e->tw));
         if (e->kind == W_F32) {
-            if (!e->owned) { /* was the checkpoint itself: make an own copy */
+            wentry tmp = *e;
+            tmp.data = NULL;
+            tmp.owned = 0;
+            tmp.bytes = 0;
+            /* an aligned f32 source is used in place; the caller's buffer
+             * is not ours to keep: copy it */
+            if (f32) {
                 float *f = malloc(n * sizeof(float) + 1);
                 if (!f)
                     return sd_err(SDVK_ERR_OOM, "cpu: out of memory updating %s", e->tw.name);
-                e->data = f;
-                e->owned = 1;
-                e->bytes = n * sizeof(float);
-                ws->bytes += e->bytes;
+                memcpy(f, f32, n * sizeof(float));
+                tmp.data = f;
+                tmp.owned = 1;
+                tmp.bytes = n * sizeof(float);
+            } else {
+                SD_TRY(make_f32(&e->tw, key, &tmp));
             }
-            memcpy(e->data, f32, n * sizeof(float));
+            if (e->owned)
+                free(e->data);
+            ws->bytes = ws->bytes - e->bytes + tmp.bytes;
+            e->data = tmp.data;
+            e->owned = tmp.owned;
+            e->bytes = tmp.bytes;
             continue;
         }
         wentry tmp = *e;
-        tmp.tw.dtype = SD_F32;
-        void *p = make_packed(cb, &tmp, f32);
+        if (f32)
+            tmp.tw.dtype = SD_F32;
+        void *p = make_packed(cb, &tmp, f32 ? (const void *)f32 : key);
         if (!p)
             return sd_err(SDVK_ERR_OOM, "cpu: out of memory repacking %s", e->tw.name);
         free(e->data);
         ws->bytes -= e->bytes;
         e->data = p;
-        e->tw.dtype = SD_F32;
-        e->bytes = packed_bytes(e);
+        e->bytes = packed_bytes(e, tmp.tw.dtype);
         ws->bytes += e->bytes;
     }
     return SDVK_OK;
@@ -381,7 +397,7 @@ static sdvk_status cpu_prepare(sd_backend *b, const sd_graph *g, sd_bweights *ws
                                                "cpu prepare: preparing node %d (%s) failed: out of memory",
                                                k, sd_op_name(n->op)));
             }
-            e->bytes = packed_bytes(e);
+            e->bytes = packed_bytes(e, e->tw.dtype);
             ws->bytes += e->bytes;
             ws->prepared++;
             /* the packed copy replaces the raw checkpoint bytes */

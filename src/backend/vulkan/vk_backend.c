@@ -446,10 +446,11 @@ static sdvk_status vk_weights_update(sd_backend *b, sd_bweights *w, const void *
             return sd_err(SDVK_ERR_INVALID_ARG, "vulkan: update of %s with %zu values (it has %lld)",
                           e->t.name, n, (long long)e->nelem);
         vk_went tmp = *e;
-        tmp.t.dtype = SD_F32;
+        if (f32)
+            tmp.t.dtype = SD_F32; /* NULL: back to the checkpoint's values */
         /* the device copy has the same element size whatever the source dtype */
         vkDeviceWaitIdle(vb->d.dev);
-        SD_TRY(upload_weight(vb, w, &tmp, f32));
+        SD_TRY(upload_weight(vb, w, &tmp, f32 ? (const void *)f32 : e->key));
     }
     return SDVK_OK;
 }

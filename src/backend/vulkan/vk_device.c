@@ -421,7 +421,7 @@ sdvk_status sd_vk_dev_init(sd_vk_dev *d, const sd_vulkan_opts *o) {
         if ((uint32_t)o->device_index >= n || !di[o->device_index].usable) {
             free(di);
             return sd_err(SDVK_ERR_INVALID_ARG,
-                          "vulkan: device index %d: %s (%u device(s); see --list-devices)",
+                          "vulkan: device index %d: %s (%u device(s); sdvk_list_devices lists them)",
                           o->device_index,
                           (uint32_t)o->device_index >= n ? "no such device" : "not usable", n);
         }

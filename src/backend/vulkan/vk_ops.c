@@ -47,7 +47,7 @@ static sdvk_status bind_tensor(sd_vk_rec *r, node_io *io, int binding, int t, ui
     if (need > range)
         return sd_err(SDVK_ERR_UNSUPPORTED,
                       "vulkan: tensor %s needs a %llu-byte binding; the device's "
-                      "maxStorageBufferRange is %llu (try --precision f16 or the CPU backend)",
+                      "maxStorageBufferRange is %llu (f16 precision halves it; or use the CPU backend)",
                       T->name, (unsigned long long)need, (unsigned long long)r->d->max_range);
     io->bi[binding] = (VkDescriptorBufferInfo){b->buf, start, range};
     *eoff = (uint32_t)((l->off - start) / l->esz);
