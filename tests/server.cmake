@@ -13,7 +13,7 @@ if(NOT Python3_Interpreter_FOUND)
 endif()
 set(SDVK_SERVER_TESTS ${CMAKE_CURRENT_LIST_DIR}/server)
 # The demo model is found through the build tree (SDVK_DEMO_MODEL).
-foreach(case api img2img progress interrupt queue bad_input auth shutdown a1111_compat)
+foreach(case api img2img progress interrupt queue bad_input auth shutdown a1111_compat loras)
   add_test(NAME server_${case}
     COMMAND ${Python3_EXECUTABLE} ${SDVK_SERVER_TESTS}/test_server.py $<TARGET_FILE:sdvk_cli> ${case})
   # 77: skipped, said why (img2img cases in a build whose library cannot

@@ -601,6 +601,35 @@ def case_shutdown(sdvk):
     c.finish(srv if c.failed else None)
 
 
+def case_loras(sdvk):
+    """--lora-dir: /sdapi/v1/loras lists the folder's LoRA files; a broken
+    LoRA named in a prompt is a clear error, and the server goes on."""
+    import tempfile
+    import shutil
+    c = Checker("server_loras")
+    d = tempfile.mkdtemp(prefix="sdvk-loras-")
+    for name in ("style_a.safetensors", "style_b.pt", "notes.txt", ".hidden.safetensors"):
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(b"not a real LoRA")
+    srv = Server(sdvk, "--lora-model-dir", d)
+    try:
+        st, _, r = srv.get("/sdapi/v1/loras")
+        c.eq(st, 200, "loras status")
+        c.eq(sorted(x["name"] for x in r), ["style_a", "style_b"], "LoRA files listed by name")
+        c.ok(all("/" not in x["path"] for x in r), "no server path shown")
+        st, _, r = srv.post("/sdapi/v1/txt2img", {"prompt": "a red circle <lora:style_a:0.8>", "steps": 2,
+                                                   "width": 64, "height": 64})
+        c.ok(st in (422, 500) and "detail" in r, "a broken LoRA file -> a clear error (%d %r)" % (st, r))
+        st, _, r = srv.post("/sdapi/v1/txt2img", {"prompt": "<lora:../style_a:1>", "steps": 2})
+        c.eq(st, 422, "a LoRA name with a path -> 422")
+        st, _, r = srv.post("/sdapi/v1/txt2img", {"prompt": PROMPT, "steps": 2, "width": 64, "height": 64})
+        c.eq(st, 200, "generates afterwards")
+    finally:
+        c.eq(srv.stop(), 0, "exit code after SIGTERM")
+        shutil.rmtree(d, ignore_errors=True)
+    c.finish(srv)
+
+
 def case_a1111_compat(sdvk):
     """tests/server/a1111_client.py, written from A1111's documentation only,
     run unchanged against sdvk serve."""
@@ -629,7 +658,8 @@ def case_a1111_compat(sdvk):
 
 CASES = {"api": case_api, "img2img": case_img2img, "progress": case_progress,
          "interrupt": case_interrupt, "queue": case_queue, "bad_input": case_bad_input,
-         "auth": case_auth, "shutdown": case_shutdown, "a1111_compat": case_a1111_compat}
+         "auth": case_auth, "shutdown": case_shutdown, "a1111_compat": case_a1111_compat,
+         "loras": case_loras}
 
 if __name__ == "__main__":
     if len(sys.argv) != 3 or sys.argv[2] not in CASES:

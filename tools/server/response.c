@@ -243,10 +243,12 @@ json_t *sv_loras_json(const char *lora_dir) {
     struct dirent *e;
     int n = 0;
     while ((e = readdir(d)) && n < 10000) {
-        size_t l = strlen(e->d_name);
-        if (l <= 12 || e->d_name[0] == '.' || strcasecmp(e->d_name + l - 12, ".safetensors"))
+        /* the files the engine takes as LoRAs (sdvk_set_loras) */
+        const char *dot = strrchr(e->d_name, '.');
+        if (!dot || dot == e->d_name || e->d_name[0] == '.' ||
+            (strcasecmp(dot, ".safetensors") && strcasecmp(dot, ".pt") && strcasecmp(dot, ".ckpt")))
             continue;
-        json_t *name = json_stringn(e->d_name, l - 12);
+        json_t *name = json_stringn(e->d_name, (size_t)(dot - e->d_name));
         if (!name)
             continue; /* not UTF-8 */
         json_array_append_new(arr, json_pack("{s:O, s:O, s:s, s:{}}", "name", name, "alias",
@@ -593,6 +595,9 @@ char *sv_metrics_text(sv_server *s) {
     sb_printf(&b, "# HELP sdvk_sampling_seconds_total Engine time in the sampler loops.\n"
                   "# TYPE sdvk_sampling_seconds_total counter\n"
                   "sdvk_sampling_seconds_total %.6f\n", m.engine.seconds_sampling);
+    sb_printf(&b, "# HELP sdvk_preparing_seconds_total Engine time preparing graphs and weights.\n"
+                  "# TYPE sdvk_preparing_seconds_total counter\n"
+                  "sdvk_preparing_seconds_total %.6f\n", m.engine.seconds_preparing);
     sb_printf(&b, "# HELP sdvk_model_evals_total UNet evaluations.\n"
                   "# TYPE sdvk_model_evals_total counter\nsdvk_model_evals_total %ld\n",
               m.engine.model_evals);

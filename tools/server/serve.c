@@ -19,7 +19,7 @@ typedef struct serve_cfg {
     const char *model;
     char demo_path[4160];
     sv_listen listen;
-    const char *api_key, *lora_dir, *embedding_dir;
+    const char *api_key;
     long queue, max_conn, preview_every;
     double timeout, grace;
     sv_limits lim;
@@ -51,8 +51,8 @@ static void usage(FILE *f) {
           "      --max-connections N    simultaneous connections (default 64)\n"
           "      --preview-every N      a live preview every N steps (default 0 = off; A1111's\n"
           "                             show_progress_every_n_steps option changes it)\n"
-          "      --lora-dir DIR         where <lora:NAME:W> in prompts finds NAME.safetensors\n"
-          "      --embedding-dir DIR    textual-inversion embeddings\n"
+          "      --lora-dir DIR         = --lora-model-dir (A1111's name)\n"
+          "      --embedding-dir DIR    = --embd-dir\n"
           "\n"
           "Engine options:\n",
           f);
@@ -167,10 +167,10 @@ static int parse(int argc, char **argv, serve_cfg *c) {
             if ((rc = cli_value(&a, &v)) || (rc = cli_parse_int(a.opt, v, 0, 1000, &c->preview_every)))
                 return rc;
         } else if (cli_is(&a, "--lora-dir", NULL)) {
-            if ((rc = cli_value(&a, &c->lora_dir)))
+            if ((rc = cli_value(&a, &c->opt.lora_dir)))
                 return rc;
         } else if (cli_is(&a, "--embedding-dir", NULL)) {
-            if ((rc = cli_value(&a, &c->embedding_dir)))
+            if ((rc = cli_value(&a, &c->opt.embedding_dir)))
                 return rc;
         } else {
             return cli_usage_error("serve: unknown option '%s' (see sdvk serve --help)", a.opt);
@@ -186,7 +186,7 @@ static int parse(int argc, char **argv, serve_cfg *c) {
         fprintf(stderr, "sdvk serve: no -m/--model given: serving the demo model %s (64x64 "
                         "pictures of simple shapes)\n", c->model);
     }
-    if ((rc = cli_check_input_file("-m/--model", c->model)))
+    if ((rc = cli_check_model_path("-m/--model", c->model)))
         return rc;
     if (!c->api_key) {
         const char *env = getenv("SDVK_API_KEY");
@@ -199,10 +199,15 @@ static int parse(int argc, char **argv, serve_cfg *c) {
     return -1;
 }
 
-/* "dir/name.safetensors" -> title "name.safetensors", name "name". */
+/* "dir/name.safetensors" -> title "name.safetensors", name "name"; a
+ * diffusers folder "dir/name/" -> "name". */
 static void model_names(const char *path, sv_model *m) {
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    size_t l = strlen(buf);
+    while (l > 1 && buf[l - 1] == '/') buf[--l] = 0;
+    const char *base = strrchr(buf, '/');
+    base = base ? base + 1 : buf;
     if (!*base)
         base = "model";
     snprintf(m->title, sizeof m->title, "%s", base);
@@ -230,8 +235,6 @@ static int run(serve_cfg *c) {
         return CLI_FAIL;
     }
     c->opt.keep = SDVK_KEEP_ALL; /* weights stay resident between requests */
-    c->opt.lora_dir = c->lora_dir;
-    c->opt.embedding_dir = c->embedding_dir;
     int rc = cli_create_ctx(c->model, &c->opt, &s->ctx);
     if (rc) {
         sv_server_destroy(s);
@@ -256,7 +259,7 @@ static int run(serve_cfg *c) {
     s->q_max = (int)c->queue;
     s->timeout_s = c->timeout;
     s->api_key = c->api_key;
-    s->allow_lora = c->lora_dir != NULL;
+    s->allow_lora = c->opt.lora_dir != NULL;
     s->set.clip_skip = 1;
     s->set.rng = SDVK_RNG_CUDA; /* A1111's default randn_source "GPU" */
     s->set.preview_every = (int)c->preview_every;
@@ -264,7 +267,7 @@ static int run(serve_cfg *c) {
     int port = 0;
     sv_http *h = NULL;
     if (sv_worker_start(s) ||
-        !(h = sv_http_start(s, &c->listen, c->lora_dir, (int)c->max_conn, &port))) {
+        !(h = sv_http_start(s, &c->listen, c->opt.lora_dir, (int)c->max_conn, &port))) {
         sv_worker_stop(s);
         sdvk_destroy(s->ctx);
         sv_server_destroy(s);
