@@ -407,6 +407,19 @@ def case_queue(sdvk):
         ta.join(60)
     finally:
         c.eq(srv.stop(), 0, "exit code after SIGTERM")
+    # --queue 0: a job only when the worker is idle
+    srv0 = Server(sdvk, "--queue", "0", "--max-steps", "1000")
+    try:
+        st, _, r = srv0.post("/sdapi/v1/txt2img", {"prompt": PROMPT, "steps": 2, "width": 64, "height": 64})
+        c.eq(st, 200, "--queue 0, idle worker: runs")
+        ta, ba = in_thread(srv0.post, "/sdapi/v1/txt2img", dict(LONG, steps=300))
+        wait_running(srv0, 1)
+        st, _, r = srv0.post("/sdapi/v1/txt2img", {"prompt": PROMPT, "steps": 2, "width": 64, "height": 64})
+        c.eq(st, 503, "--queue 0, busy worker: 503")
+        srv0.post("/sdapi/v1/interrupt")
+        ta.join(60)
+    finally:
+        c.eq(srv0.stop(), 0, "exit code after SIGTERM (--queue 0)")
     c.finish(srv)
 
 

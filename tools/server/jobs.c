@@ -75,7 +75,9 @@ int sv_job_submit(sv_server *s, sv_job *job) {
     int rc = 0;
     if (s->shutting_down)
         rc = 503;
-    else if (s->q_len >= s->q_max) {
+    else if (s->q_len >= s->q_max && (s->q_len > 0 || s->running)) {
+        /* the job would have to wait and no place is left (with --queue 0 a
+         * job is taken only when the worker is idle) */
         rc = 503;
         s->m.jobs_rejected_full++;
     } else if (task_in_use(s, job->req->task_id))
