@@ -228,7 +228,8 @@ def main():
                 " document.getElementById('steps').value = 30; true")
         dt.click("#generate")
         step_text = dt.wait("(() => { const t = document.getElementById('progress-text').textContent;"
-                            " return t.startsWith('step ') ? t : ''; })()", 120, "live progress in the page")
+                            " return /^step [1-9][0-9]*\\/30/.test(t) ? t : ''; })()", 120,
+                            "live progress in the page")
         c.ok("/30" in step_text, "the page shows the sampler step: %r" % step_text)
         dt.wait("document.querySelectorAll('#gallery img').length === 2", 120, "a second gallery entry")
         c.eq(dt.eval("document.getElementById('result-image').naturalWidth"), 192, "second picture width")
