@@ -27,7 +27,7 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/models/demo)
 endif()
 
 # pkg-config
-set(SDVK_PC_LIBS_PRIVATE "-lz -lutf8proc -ljansson -lm -lpthread ${CMAKE_DL_LIBS}")
+set(SDVK_PC_LIBS_PRIVATE "-lpng -ljpeg -lz -lutf8proc -ljansson -lm -lpthread ${CMAKE_DL_LIBS}")
 list(JOIN SDVK_EXTRA_PC_LIBS " " _extra)
 string(APPEND SDVK_PC_LIBS_PRIVATE " ${_extra}")
 configure_file(${CMAKE_SOURCE_DIR}/cmake/sdvk.pc.in ${CMAKE_BINARY_DIR}/sdvk.pc @ONLY)

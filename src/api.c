@@ -42,6 +42,17 @@ void sdvk_options_from_env(sdvk_options *o) {
 const char *sdvk_rng_name(sdvk_rng r) { return sd_rng_name((sd_rng_kind)r); }
 int sdvk_rng_from_name(const char *name) { return name ? sd_rng_from_name(name) : -1; }
 
+const char *sdvk_tiling_name(sdvk_tiling t) {
+    return t == SDVK_TILING_ON ? "on" : t == SDVK_TILING_OFF ? "off" : "auto";
+}
+int sdvk_tiling_from_name(const char *name) {
+    static const char *names[] = {"auto", "on", "off"};
+    for (int k = 0; name && k < 3; k++)
+        if (!strcasecmp(name, names[k]))
+            return k;
+    return -1;
+}
+
 const char *sdvk_backend_name(const sdvk_ctx *ctx) { return ctx && ctx->be ? ctx->be->name : ""; }
 
 /* Copies an option string into the context (the caller's may go away). */
@@ -78,6 +89,10 @@ sdvk_status sdvk_create(const char *model_path, const sdvk_options *opt, sdvk_ct
     sdvk_status s = SDVK_OK;
     if ((unsigned)c->opt.backend > SDVK_BACKEND_VULKAN)
         s = sd_err(SDVK_ERR_INVALID_ARG, "unknown backend %d", (int)c->opt.backend);
+    else if ((unsigned)c->opt.vae_tiling > SDVK_TILING_OFF)
+        s = sd_err(SDVK_ERR_INVALID_ARG, "unknown VAE tiling mode %d", (int)c->opt.vae_tiling);
+    else if (c->opt.max_memory_mb < 0 || c->opt.vae_tile_rows < 0)
+        s = sd_err(SDVK_ERR_INVALID_ARG, "max_memory_mb and vae_tile_rows must not be negative");
     if (!s)
         s = sd_model_open_ex(model_path, c->opt.vae_path, &c->model);
     if (!s) {
@@ -172,4 +187,6 @@ void sdvk_stats_get(const sdvk_ctx *ctx, sdvk_stats *st) {
     st->model_evals = ctx->model_evals;
     st->seconds_sampling = ctx->seconds_sampling;
     st->seconds_preparing = ctx->seconds_preparing;
+    st->vae_tiled = ctx->vae_tiled;
+    st->cfg_split = ctx->cfg_split;
 }

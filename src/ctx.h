@@ -49,7 +49,7 @@ struct sdvk_ctx {
     long weights_prepared_gone; /* prepared counts of weight sets since freed */
     sd_cached cache[SD_CACHE_SLOTS];
     uint64_t clock;
-    long graphs_prepared, images, model_evals;
+    long graphs_prepared, images, model_evals, vae_tiled, cfg_split;
     double seconds_sampling, seconds_preparing;
     atomic_int cancel;
     struct sd_extra *extra; /* LoRAs merged into the resident weights, embeddings (src/extra.c) */
@@ -73,6 +73,21 @@ sd_cached *sd_cache_find(sdvk_ctx *ctx, const int64_t key[12]);
 sdvk_status sd_cache_add(sdvk_ctx *ctx, sd_net net, sd_graph *g, const int64_t key[12],
                          const int in[8], int out_id, sd_cached **out);
 void sd_cache_drop(sdvk_ctx *ctx, sd_cached *c);
+
+/* Memory the next run may use, in bytes: the budget (options.max_memory_mb,
+ * else what the host or device has) minus what the context holds now. */
+int64_t sd_mem_free(sdvk_ctx *ctx);
+/* Bytes the backend will hold for `net`'s weights: resident now, or
+ * estimated from the checkpoint. */
+size_t sd_net_weight_bytes(sdvk_ctx *ctx, sd_net net);
+/* Whether every activation of the planned g fits the backend's largest
+ * tensor. */
+int sd_graph_fits_backend(const sdvk_ctx *ctx, const sd_graph *g);
+
+/* Tiled VAE (src/vae_tiled.c): the same results as sd_run_vae_decode/encode
+ * in bands of bounded memory. */
+sdvk_status sd_vae_tiled_decode(sdvk_ctx *ctx, const float *z, int64_t h, int64_t w, float **img);
+sdvk_status sd_vae_tiled_encode(sdvk_ctx *ctx, const float *img, int64_t H, int64_t W, float **z);
 
 /* Layout conversions at the host boundary. */
 void sd_nchw_to_nhwc(const float *src, float *dst, int64_t b, int64_t c, int64_t h, int64_t w);

@@ -7,6 +7,8 @@
  * CFG scale, sampler or seed reuses the prepared graph as it is: those are
  * inputs (the per-eval table of the sampler plan). */
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -50,6 +52,85 @@ void sd_net_release(sdvk_ctx *ctx, sd_net net) {
 void sd_net_done(sdvk_ctx *ctx, sd_net net) {
     if (ctx->opt.keep == SDVK_KEEP_NONE)
         sd_net_release(ctx, net);
+}
+
+/* ---- memory planning ---------------------------------------------------------- */
+
+static int64_t proc_kb(const char *file, const char *key) {
+    FILE *f = fopen(file, "r");
+    if (!f)
+        return -1;
+    char line[256];
+    int64_t v = -1;
+    size_t n = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, n) && line[n] == ':') {
+            v = strtoll(line + n + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+int64_t sd_mem_free(sdvk_ctx *ctx) {
+    int64_t limit, used = 0;
+    if (ctx->be->mem_total) { /* device memory: what this context holds there */
+        for (int n = 0; n < SD_NET_COUNT; n++)
+            if (ctx->w[n]) {
+                sd_weight_stats st;
+                ctx->be->v->weights_stats(ctx->be, ctx->w[n], &st);
+                used += (int64_t)st.bytes;
+            }
+        for (int i = 0; i < SD_CACHE_SLOTS; i++)
+            if (ctx->cache[i].g)
+                used += (int64_t)ctx->cache[i].g->arena_size;
+        /* drivers keep some of the heap for themselves */
+        limit = ctx->opt.max_memory_mb ? (int64_t)ctx->opt.max_memory_mb << 20
+                                       : (int64_t)(ctx->be->mem_total / 10 * 9);
+    } else { /* host memory: the process's resident set */
+        int64_t rss = proc_kb("/proc/self/status", "VmRSS"), avail = proc_kb("/proc/meminfo",
+                                                                              "MemAvailable");
+        used = rss > 0 ? rss << 10 : 0;
+        limit = ctx->opt.max_memory_mb ? (int64_t)ctx->opt.max_memory_mb << 20
+                : avail > 0            ? used + (avail << 10)
+                                       : INT64_MAX / 2;
+    }
+    return limit - used;
+}
+
+size_t sd_net_weight_bytes(sdvk_ctx *ctx, sd_net net) {
+    if (ctx->w[net])
+        return 0; /* resident: counted as used already */
+    static const char *pre[SD_NET_COUNT][2] = {
+        {"cond_stage_model.", "cond_stage_model."},
+        {"model.diffusion_model.", "model.diffusion_model."},
+        {"first_stage_model.decoder.", "first_stage_model.post_quant_conv."},
+        {"first_stage_model.encoder.", "first_stage_model.quant_conv."}};
+    const sd_safetensors *st = ctx->model->st;
+    size_t n = 0;
+    for (int i = 0; i < st->n; i++)
+        for (int k = 0; k < 2; k++)
+            if (!strncmp(st->t[i].name, pre[net][k], strlen(pre[net][k]))) {
+                /* a backend keeps 16-bit weights 16-bit (f32 precision on
+                 * Vulkan doubles them: count that) */
+                size_t b = st->t[i].nbytes;
+                if (ctx->be->mem_total && ctx->opt.precision == SDVK_PRECISION_F32 &&
+                    st->t[i].supported && sd_dtype_size(st->t[i].dtype) == 2)
+                    b *= 2;
+                n += b;
+                break;
+            }
+    return n;
+}
+
+int sd_graph_fits_backend(const sdvk_ctx *ctx, const sd_graph *g) {
+    if (!ctx->be->max_tensor)
+        return 1;
+    for (int i = 0; i < g->nt; i++)
+        if (g->t[i].kind != SD_T_WEIGHT && g->t[i].base < 0 &&
+            (uint64_t)sd_tensor_nelem(&g->t[i]) * 4 > ctx->be->max_tensor)
+            return 0;
+    return 1;
 }
 
 /* ---- the graph cache ----------------------------------------------------------- */
@@ -291,6 +372,9 @@ sdvk_status sd_run_unet(sdvk_ctx *ctx, const float *x, int64_t B, int64_t h, int
     return s ? s : read_out(ctx, c, c->out, eps);
 }
 
+static int drop_other_graphs(sdvk_ctx *ctx, int64_t kind);
+static int graph_fits(sdvk_ctx *ctx, sd_graph *g, sd_net net, size_t extra);
+
 /* ---- the sampler loop ------------------------------------------------------------- */
 
 /* Table rows (evals) a prepared sample graph has room for: a power of two,
@@ -308,7 +392,7 @@ enum { SI_REGS, SI_CTX, SI_ROWS, SI_NOISE, SI_KEEP, SI_EXTRA };
  * the plan's linear recurrence, the mask blend. */
 static sd_graph *build_sample(const sdvk_ctx *ctx, int64_t B, int64_t h, int64_t w, int64_t L,
                               int use_cfg, int Rt, int masked, int noise, int64_t cap,
-                              int extra_ch, int in[8]) {
+                              int extra_ch, int split, int in[8]) {
     const sd_unet_arch *a = &ctx->model->unet;
     const int R = SD_SAMPLER_MAX_REGS, C = a->out_ch;
     sd_graph *g = sd_graph_new();
@@ -336,11 +420,20 @@ static sd_graph *build_sample(const sdvk_ctx *ctx, int64_t B, int64_t h, int64_t
     int xin = sd_mul(g, x, c_in);
     if (extra_ch)
         xin = sd_concat(g, xin, in[SI_EXTRA], 3);
-    if (use_cfg)
-        xin = sd_concat(g, xin, xin, 0);
-    int eps = sd_unet_build(g, ctx->model, xin, t, ci);
-    if (use_cfg)
-        eps = sd_cfg_combine(g, eps, cfg);
+    int eps;
+    if (use_cfg && split) { /* one half after the other: the arena holds one UNet's activations */
+        int64_t hne[3] = {B, L, a->ctx_dim};
+        size_t half = (size_t)(B * L * a->ctx_dim) * sizeof(float);
+        int e_c = sd_unet_build(g, ctx->model, xin, t, sd_graph_view(g, ci, 3, hne, 0));
+        int e_u = sd_unet_build(g, ctx->model, xin, t, sd_graph_view(g, ci, 3, hne, half));
+        eps = sd_cfg_combine(g, sd_concat(g, e_c, e_u, 0), cfg);
+    } else {
+        if (use_cfg)
+            xin = sd_concat(g, xin, xin, 0);
+        eps = sd_unet_build(g, ctx->model, xin, t, ci);
+        if (use_cfg)
+            eps = sd_cfg_combine(g, eps, cfg);
+    }
     int nz = noise ? sd_graph_reshape(g, sd_step_select(g, in[SI_NOISE]), 4, xne) : -1;
     int next[SD_SAMPLER_MAX_REGS];
     for (int r = 0; r < R; r++) next[r] = sd_sampler_step(g, S, Rt, eps, nz, row, sd_row_coef(R, Rt, r));
@@ -398,16 +491,52 @@ sdvk_status sd_run_sample(sdvk_ctx *ctx, const sd_sample_req *r) {
     const int Rt = SD_SAMPLER_MAX_REGS + (pl->masked ? 2 : 0);
     const int64_t cap = table_cap(pl->n_evals);
     int64_t key[12] = {SD_GK_SAMPLE, B, h, w, r->L, r->use_cfg, Rt, pl->masked, pl->uses_noise,
-                       cap, r->extra_ch};
+                       cap, r->extra_ch, 0};
     sd_cached *c = sd_cache_find(ctx, key);
-    if (!c) {
-        int in[8];
-        sd_graph *g = build_sample(ctx, B, h, w, r->L, r->use_cfg, Rt, pl->masked, pl->uses_noise,
-                                   cap, r->extra_ch, in);
-        if (!g)
-            return sd_err(SDVK_ERR_OOM, "out of memory");
-        SD_TRY(sd_cache_add(ctx, SD_NET_UNET, g, key, in, in[SI_REGS], &c));
+    if (!c && r->use_cfg) {
+        key[11] = 1; /* planned before: the split graph */
+        c = sd_cache_find(ctx, key);
+        key[11] = c ? 1 : 0;
     }
+    if (!c) {
+        /* host buffers beside the arena: registers, table, noise, context */
+        const size_t host = (size_t)((Rt + (pl->uses_noise ? cap : 0)) * per + cap * SD_ROW +
+                                     (r->use_cfg ? 2 : 1) * B * r->L * a->ctx_dim) * sizeof(float);
+        const int forms = r->use_cfg ? 2 : 1; /* whole, then the CFG pair half by half */
+        const char *fs = getenv("SDVK_CFG_SPLIT"); /* tests: the split form, whatever the budget */
+        int in[8];
+        for (int split = forms > 1 && fs && *fs == '1'; split < forms && !c; split++) {
+            sd_graph *g = build_sample(ctx, B, h, w, r->L, r->use_cfg, Rt, pl->masked,
+                                       pl->uses_noise, cap, r->extra_ch, split, in);
+            if (!g)
+                return sd_err(SDVK_ERR_OOM, "out of memory");
+            int fits = !g->status && graph_fits(ctx, g, SD_NET_UNET, host);
+            if (!fits && !g->status && drop_other_graphs(ctx, SD_GK_SAMPLE))
+                fits = graph_fits(ctx, g, SD_NET_UNET, host);
+            if (!fits && !g->status && split + 1 < forms) {
+                sd_graph_free(g);
+                continue;
+            }
+            if (!fits && !g->status) {
+                int64_t need = (int64_t)(g->arena_size + host + sd_net_weight_bytes(ctx, SD_NET_UNET));
+                if (ctx->opt.max_memory_mb) {
+                    sd_graph_free(g);
+                    return sd_err(SDVK_ERR_OOM, "sampling at %lldx%lld (latent) needs about %lld "
+                                  "MiB; %lld MiB are free in the memory budget", (long long)w,
+                                  (long long)h, (long long)(need >> 20),
+                                  (long long)(sd_mem_free(ctx) >> 20));
+                }
+                sd_log("sampling at %lldx%lld (latent) needs about %lld MiB, more than seems free",
+                       (long long)w, (long long)h, (long long)(need >> 20));
+            }
+            key[11] = split;
+            if (split)
+                sd_log_verbose("sampler: the CFG pair runs half by half to fit the memory budget");
+            SD_TRY(sd_cache_add(ctx, SD_NET_UNET, g, key, in, in[SI_REGS], &c));
+        }
+    }
+    if (key[11])
+        ctx->cfg_split++;
     SD_TRY(sd_extra_sync(ctx, SD_NET_UNET));
     /* registers: S[0] = x, history 0, then x0 and n0 when masked */
     float *regs = calloc((size_t)(Rt * per), sizeof(float));
@@ -473,11 +602,97 @@ static int enc_build(sd_graph *g, const sd_model *m, int img, int arg) {
     return sd_vae_encode_build(g, m, img);
 }
 
+/* Drops the cached graphs of other kinds than `kind` (their weights stay
+ * resident): room for a run that would not fit beside them. */
+static int drop_other_graphs(sdvk_ctx *ctx, int64_t kind) {
+    int n = 0;
+    for (int i = 0; i < SD_CACHE_SLOTS; i++)
+        if (ctx->cache[i].g && ctx->cache[i].key[0] != kind) {
+            sd_cache_drop(ctx, &ctx->cache[i]);
+            n++;
+        }
+    return n;
+}
+
+/* Whether graph g (built, not planned) fits the budget beside what the
+ * context holds; extra = host bytes besides its arena. */
+static int graph_fits(sdvk_ctx *ctx, sd_graph *g, sd_net net, size_t extra) {
+    if (sd_graph_plan(g) || !sd_graph_fits_backend(ctx, g)) {
+        sd_err_clear();
+        return 0;
+    }
+    int64_t need = (int64_t)(g->arena_size + extra + sd_net_weight_bytes(ctx, net));
+    return need <= sd_mem_free(ctx);
+}
+
+/* VAE tiling: AUTO tiles when the whole graph would not fit (after dropping
+ * other cached graphs). */
+static int vae_tiles(sdvk_ctx *ctx, int decode, const int64_t key[12], int64_t B, int64_t h,
+                     int64_t w) {
+    if (ctx->opt.vae_tiling != SDVK_TILING_AUTO)
+        return ctx->opt.vae_tiling == SDVK_TILING_ON;
+    if (sd_cache_find(ctx, key))
+        return 0;
+    const sd_vae_arch *a = &ctx->model->vae;
+    int f = sd_vae_factor(ctx->model);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        sd_graph *g = sd_graph_new();
+        if (!g)
+            return 1;
+        int64_t ne[4] = {B, h, w, decode ? a->z_ch : a->img_ch};
+        int in = sd_graph_input(g, SD_F32, 4, ne, decode ? "latent" : "image");
+        sd_graph_output(g, decode ? sd_vae_decode_build(g, ctx->model, in)
+                                  : sd_vae_encode_build(g, ctx->model, in));
+        /* the host holds the input and the result besides the arena */
+        size_t io = (size_t)(B * h * w) * 4 *
+                    (decode ? (size_t)(a->z_ch + f * f * a->img_ch) : (size_t)a->img_ch + a->z_ch);
+        int fits = graph_fits(ctx, g, decode ? SD_NET_VAE_DEC : SD_NET_VAE_ENC, io);
+        sd_graph_free(g);
+        if (fits)
+            return 0;
+        if (attempt || !drop_other_graphs(ctx, key[0]))
+            break;
+    }
+    return 1;
+}
+
+/* Runs tiled, one picture at a time, into one [B, ...] result. */
+typedef sdvk_status (*tiled_fn)(sdvk_ctx *, const float *, int64_t, int64_t, float **);
+static sdvk_status run_tiled(sdvk_ctx *ctx, tiled_fn fn, const float *in, int64_t B, int64_t h,
+                             int64_t w, size_t in_per, size_t out_per, float **out) {
+    *out = NULL;
+    float *all = B > 1 ? malloc((size_t)B * out_per * sizeof *all) : NULL;
+    if (B > 1 && !all)
+        return sd_err(SDVK_ERR_OOM, "out of memory");
+    for (int64_t b = 0; b < B; b++) {
+        float *one;
+        sdvk_status s = fn(ctx, in + (size_t)b * in_per, h, w, &one);
+        if (s) {
+            free(all);
+            return s;
+        }
+        if (B == 1) {
+            *out = one;
+            return SDVK_OK;
+        }
+        memcpy(all + (size_t)b * out_per, one, out_per * sizeof *all);
+        free(one);
+    }
+    *out = all;
+    return SDVK_OK;
+}
+
 sdvk_status sd_run_vae_decode(sdvk_ctx *ctx, const float *z, int64_t B, int64_t h, int64_t w,
                               float **img) {
     const sd_vae_arch *a = &ctx->model->vae;
     SD_TRY(need_net(a->has_decoder, ctx, "VAE decoder"));
+    SD_TRY(check_latent(ctx, h, w));
     int64_t key[12] = {SD_GK_DEC, B, h, w}, ne[4] = {B, h, w, a->z_ch};
+    if (vae_tiles(ctx, 1, key, B, h, w)) {
+        const int64_t f = sd_vae_factor(ctx->model);
+        return run_tiled(ctx, sd_vae_tiled_decode, z, B, h, w, (size_t)(h * w * a->z_ch),
+                         (size_t)(h * w * f * f * a->img_ch), img);
+    }
     return run1(ctx, SD_NET_VAE_DEC, key, SD_F32, 4, ne, "latent", dec_build, 0, z, img);
 }
 
@@ -486,5 +701,9 @@ sdvk_status sd_run_vae_encode(sdvk_ctx *ctx, const float *img, int64_t B, int64_
     const sd_vae_arch *a = &ctx->model->vae;
     SD_TRY(need_net(a->has_encoder, ctx, "VAE encoder"));
     int64_t key[12] = {SD_GK_ENC, B, H, W}, ne[4] = {B, H, W, a->img_ch};
+    const int64_t f = sd_vae_factor(ctx->model);
+    if (H % f == 0 && W % f == 0 && vae_tiles(ctx, 0, key, B, H, W))
+        return run_tiled(ctx, sd_vae_tiled_encode, img, B, H, W, (size_t)(H * W * a->img_ch),
+                         (size_t)(H / f * W / f * a->z_ch), z);
     return run1(ctx, SD_NET_VAE_ENC, key, SD_F32, 4, ne, "image", enc_build, 0, img, z);
 }

@@ -10,18 +10,26 @@
 #include "io/image.h"
 #include "tokenizer/tokenizer.h"
 
+static void to_limits(const sdvk_image_limits *in, sd_image_limits *out) {
+    sd_image_limits_default(out);
+    if (in && in->max_pixels > 0)
+        out->max_pixels = in->max_pixels;
+    if (in && in->max_side > 0)
+        out->max_side = in->max_side;
+}
+
 sdvk_status sdvk_image_load(const char *path, const sdvk_image_limits *lim, sdvk_image *out) {
-    (void)lim;
-    return sd_image_load(path, out);
+    sd_image_limits l;
+    to_limits(lim, &l);
+    l.name = path;
+    return sd_image_load_ex(path, &l, out);
 }
 
 sdvk_status sdvk_image_load_mem(const void *data, size_t n, const sdvk_image_limits *lim,
                                 sdvk_image *out) {
-    (void)data;
-    (void)n;
-    (void)lim;
-    memset(out, 0, sizeof *out);
-    return sd_err(SDVK_ERR_UNSUPPORTED, "decoding images from memory is not available yet");
+    sd_image_limits l;
+    to_limits(lim, &l);
+    return sd_image_load_mem(data, n, &l, out);
 }
 
 sdvk_status sdvk_image_resize(const sdvk_image *in, int w, int h, sdvk_image *out) {

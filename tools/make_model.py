@@ -38,6 +38,12 @@ CONFIGS = {
         clip=dict(width=16, layers=2, vocab=49408, ffn=64, heads=2),
         unet=dict(ch=32, mult=(1, 2), nres=1, attn=(0,), ctx=16, in_ch=4, heads=None),
         vae=dict(ch=32, mult=(1, 1, 1, 1), nres=1, z=4)),
+    # tiny with VAE levels of different widths: 1x1 nin_shortcut convs in the
+    # encoder and decoder resnets (VAE tiling tests)
+    "tiny_vae": dict(
+        clip=dict(width=16, layers=2, vocab=49408, ffn=64, heads=2),
+        unet=dict(ch=32, mult=(1, 2), nres=1, attn=(0,), ctx=16, in_ch=4, heads=None),
+        vae=dict(ch=32, mult=(1, 2, 1, 2), nres=1, z=4)),
 }
 
 # kinds: w = weight (fan-in scaled normal), b = bias, g = norm gamma,

@@ -83,6 +83,11 @@ struct sd_backend {
      * such as llvmpipe): --backend auto then prefers the native CPU backend,
      * which is much faster there. */
     int host_cpu;
+    /* Memory the backend computes in: bytes of device memory (Vulkan: the
+     * largest device-local heap), 0 = host memory (the CPU backend). */
+    uint64_t mem_total;
+    /* Largest activation a kernel can bind, in float32 bytes; 0 = no limit. */
+    uint64_t max_tensor;
     /* Set by the owner (the context) to a flag another thread may raise to
      * stop a run: the CPU backend checks it between nodes, Vulkan between
      * steps. NULL: never cancelled this way. */

@@ -259,13 +259,8 @@ static sdvk_status convert(const char *path, const uint8_t *src, int type, size_
     return SDVK_OK;
 }
 
-static sdvk_status npy_read(FILE *fp, const char *path, sd_npy *out) {
-    struct stat sb;
-    if (fstat(fileno(fp), &sb) != 0)
-        return sd_err(SDVK_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-    if (!S_ISREG(sb.st_mode))
-        return sd_err(SDVK_ERR_IO, "%s: not a regular file", path);
-    uint64_t fsize = (uint64_t)sb.st_size;
+/* Reads a .npy of fsize bytes from fp (a file or fmemopen'd memory). */
+static sdvk_status npy_read(FILE *fp, uint64_t fsize, const char *path, sd_npy *out) {
 
     uint8_t pre[12];
     size_t got = fread(pre, 1, 10, fp);
@@ -306,21 +301,32 @@ static sdvk_status npy_read(FILE *fp, const char *path, sd_npy *out) {
     if (s != SDVK_OK)
         return s;
 
-    uint64_t n = 1;
+    /* Non-zero extents must multiply to at most the limit even when another
+     * is zero, so that no caller's partial product of extents overflows. */
+    uint64_t n = 1, nz = 1;
+    int over = 0;
     for (int i = 0; i < out->ndim; i++) {
         uint64_t d = (uint64_t)out->ne[i];
         if (d && n > (UINT64_MAX >> 4) / d)
-            return sd_err(SDVK_ERR_FORMAT, "%s: npy: absurd shape (element count overflows)",
-                          path);
+            return sd_err(SDVK_ERR_FORMAT,
+                          "%s: npy: absurd shape (element count overflows; the limit is %lld "
+                          "elements)",
+                          path, (long long)SD_NPY_MAX_ELEMS);
         n *= d;
+        if (d > (uint64_t)SD_NPY_MAX_ELEMS || (d && nz > (uint64_t)SD_NPY_MAX_ELEMS / d))
+            over = 1;
+        else if (d)
+            nz *= d;
     }
     uint64_t avail = fsize - hstart - hlen, need = n * (uint64_t)src_size;
     if (need > avail)
         return sd_err(SDVK_ERR_FORMAT,
                       "%s: npy: truncated data: shape needs %llu bytes, file has %llu", path,
                       (unsigned long long)need, (unsigned long long)avail);
-    if (n * 4 > SIZE_MAX / 2)
-        return sd_err(SDVK_ERR_OOM, "%s: npy: array too large", path);
+    if (over)
+        return sd_err(SDVK_ERR_FORMAT,
+                      "%s: npy: shape has more than %lld elements (the limit for arrays)", path,
+                      (long long)SD_NPY_MAX_ELEMS);
     out->data = malloc(n ? (size_t)n * 4 : 1);
     uint8_t *raw = (src_type == NPY_F4 || src_type == NPY_I4) ? out->data : malloc(need ? (size_t)need : 1);
     if (!out->data || !raw) {
@@ -351,7 +357,32 @@ sdvk_status sd_npy_load(const char *path, sd_npy *out) {
     FILE *fp = fopen(path, "rb");
     if (!fp)
         return sd_err(SDVK_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    sdvk_status s = npy_read(fp, path, out);
+    struct stat sb;
+    sdvk_status s;
+    if (fstat(fileno(fp), &sb) != 0)
+        s = sd_err(SDVK_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    else if (!S_ISREG(sb.st_mode))
+        s = sd_err(SDVK_ERR_IO, "%s: not a regular file", path);
+    else
+        s = npy_read(fp, (uint64_t)sb.st_size, path, out);
+    fclose(fp);
+    if (s != SDVK_OK)
+        sd_npy_free(out);
+    return s;
+}
+
+sdvk_status sd_npy_load_mem(const void *buf, size_t n, const char *name, sd_npy *out) {
+    if (!out)
+        return sd_err(SDVK_ERR_INVALID_ARG, "sd_npy_load_mem: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!name || !*name)
+        name = "npy data";
+    if (!buf || n < 10) /* fmemopen refuses size 0; a preamble is 10 bytes */
+        return sd_err(SDVK_ERR_FORMAT, "%s: not a .npy file (bad magic)", name);
+    FILE *fp = fmemopen((void *)buf, n, "rb");
+    if (!fp)
+        return sd_err(SDVK_ERR_OOM, "%s: cannot read from memory: %s", name, strerror(errno));
+    sdvk_status s = npy_read(fp, (uint64_t)n, name, out);
     fclose(fp);
     if (s != SDVK_OK)
         sd_npy_free(out);

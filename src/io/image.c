@@ -1,6 +1,6 @@
-/* Image IO: decoding through stb_image, resampling through stb_image_resize,
- * PNG encoding through stb_image_write plus a "parameters" text chunk that
- * we splice in ourselves (stb cannot write text chunks). */
+/* PNG writing: stb_image_write plus a "parameters" text chunk that we
+ * splice in ourselves (stb cannot write text chunks), and the output path
+ * check. Decoding is in image_decode.c, resampling in image_resize.c. */
 #include "image.h"
 
 #include <errno.h>
@@ -14,8 +14,6 @@
 #include <zlib.h>
 
 #include "../core/status.h"
-
-#define SD_IMAGE_MAX_SIDE 16384
 
 /* zlib compresses better than stb's built-in deflate. */
 static unsigned char *sd_png_deflate(unsigned char *data, int len, int *out_len, int quality) {
@@ -31,7 +29,8 @@ static unsigned char *sd_png_deflate(unsigned char *data, int len, int *out_len,
     return out;
 }
 
-/* stb is third-party code: silence its warnings here only. */
+/* stb_image_write encodes our own pixels only (no untrusted input). Third-
+ * party code: its warnings are silenced here. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
 #pragma GCC diagnostic ignored "-Wunused-parameter"
@@ -39,25 +38,11 @@ static unsigned char *sd_png_deflate(unsigned char *data, int len, int *out_len,
 #pragma GCC diagnostic ignored "-Wunused-but-set-variable"
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
-#pragma GCC diagnostic ignored "-Wdouble-promotion"
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wcast-qual"
-#define STB_IMAGE_STATIC
-#define STB_IMAGE_IMPLEMENTATION
-#define STBI_FAILURE_USERMSG
-#define STBI_MAX_DIMENSIONS SD_IMAGE_MAX_SIDE
-#include <stb_image.h>
-/* stb_image 2.27 declares this but never defines it, which warns once the
- * declarations are static; an empty body (never called) settles it. */
-static void stbi_set_unpremultiply_on_load_thread(int flag) { (void)flag; }
 #define STB_IMAGE_WRITE_STATIC
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STBIW_ZLIB_COMPRESS sd_png_deflate
 #define STBIW_CRC32(buf, len) ((unsigned int)crc32(0L, (buf), (uInt)(len)))
 #include <stb_image_write.h>
-#define STB_IMAGE_RESIZE_STATIC
-#define STB_IMAGE_RESIZE_IMPLEMENTATION
-#include <stb_image_resize.h>
 #pragma GCC diagnostic pop
 
 static sdvk_status check_image(const sdvk_image *img, const char *what) {
@@ -70,81 +55,6 @@ static sdvk_status check_image(const sdvk_image *img, const char *what) {
     if (img->channels != 3)
         return sd_err(SDVK_ERR_INVALID_ARG, "%s: image has %d channels, expected 3 (RGB)", what,
                       img->channels);
-    return SDVK_OK;
-}
-
-sdvk_status sd_image_load(const char *path, sdvk_image *out) {
-    if (!out)
-        return sd_err(SDVK_ERR_INVALID_ARG, "sd_image_load: out is NULL");
-    memset(out, 0, sizeof *out);
-    if (!path || !*path)
-        return sd_err(SDVK_ERR_INVALID_ARG, "sd_image_load: empty path");
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return sd_err(SDVK_ERR_IO, "%s: cannot open image: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(fp);
-        return sd_err(SDVK_ERR_IO, "%s: not a regular file", path);
-    }
-    int w = 0, h = 0, c = 0;
-    /* Size check from the header first, so an absurd image is refused
-     * before its pixels are allocated. */
-    if (!stbi_info_from_file(fp, &w, &h, &c)) {
-        const char *why = stbi_failure_reason();
-        fclose(fp);
-        return sd_err(SDVK_ERR_FORMAT, "%s: cannot decode image: %s", path,
-                      why ? why : "unknown format");
-    }
-    if (w < 1 || h < 1 || w > SD_IMAGE_MAX_SIDE || h > SD_IMAGE_MAX_SIDE) {
-        fclose(fp);
-        return sd_err(SDVK_ERR_FORMAT, "%s: image is %dx%d; at most %d per side is supported", path,
-                      w, h, SD_IMAGE_MAX_SIDE);
-    }
-    uint8_t *px = stbi_load_from_file(fp, &w, &h, &c, 3);
-    fclose(fp);
-    if (!px) {
-        const char *why = stbi_failure_reason();
-        return sd_err(SDVK_ERR_FORMAT, "%s: cannot decode image: %s", path,
-                      why ? why : "unknown error");
-    }
-    out->width = w;
-    out->height = h;
-    out->channels = 3;
-    out->data = px; /* malloc'd by stb: sdvk_image_free's free() matches */
-    return SDVK_OK;
-}
-
-sdvk_status sd_image_resize(const sdvk_image *in, int w, int h, sdvk_image *out) {
-    if (!out)
-        return sd_err(SDVK_ERR_INVALID_ARG, "sd_image_resize: out is NULL");
-    memset(out, 0, sizeof *out);
-    SD_TRY(check_image(in, "resize"));
-    if (w < 1 || h < 1 || w > SD_IMAGE_MAX_SIDE || h > SD_IMAGE_MAX_SIDE)
-        return sd_err(SDVK_ERR_INVALID_ARG, "resize: bad target size %dx%d (1..%d per side)", w, h,
-                      SD_IMAGE_MAX_SIDE);
-    uint8_t *px = malloc((size_t)w * (size_t)h * 3);
-    if (!px)
-        return sd_err(SDVK_ERR_OOM, "resize: out of memory for %dx%d", w, h);
-    if (w == in->width && h == in->height) {
-        memcpy(px, in->data, (size_t)w * (size_t)h * 3);
-    } else {
-        /* Triangle filter: bilinear when enlarging; when shrinking stb widens
-         * it by the scale factor, which averages the covered area (no
-         * aliasing). Values are resampled as stored (no sRGB linearisation),
-         * the same as PIL's resize does. */
-        if (!stbir_resize_uint8_generic(in->data, in->width, in->height, in->width * 3, px, w, h,
-                                        w * 3, 3, STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_CLAMP,
-                                        STBIR_FILTER_TRIANGLE, STBIR_COLORSPACE_LINEAR, NULL)) {
-            free(px);
-            return sd_err(SDVK_ERR_OOM, "resize: %dx%d -> %dx%d failed (out of memory)",
-                          in->width, in->height, w, h);
-        }
-    }
-    out->width = w;
-    out->height = h;
-    out->channels = 3;
-    out->data = px;
     return SDVK_OK;
 }
 

@@ -19,10 +19,6 @@
 
 #include "../core/status.h"
 
-/* Same cap as the reference implementation: a real header is a few MB at
- * most, and a huge N is the usual sign of a non-safetensors file. */
-#define SD_ST_MAX_HEADER 100000000ull
-
 static const struct {
     const char *name;
     size_t size;
@@ -42,7 +38,7 @@ static size_t st_dtype_size(const char *s) {
 void sd_st_close(sd_safetensors *st) {
     if (!st)
         return;
-    if (st->map && st->map != MAP_FAILED)
+    if (st->owns_map && st->map && st->map != MAP_FAILED)
         munmap(st->map, st->map_size);
     for (int i = 0; i < st->n; i++) free(st->t[i].name);
     free(st->t);
@@ -109,6 +105,18 @@ static sdvk_status parse_metadata(sd_safetensors *st, json_t *meta) {
     return SDVK_OK;
 }
 
+/* "[d0, d1, ...]" of a JSON shape array whose entries are integers. */
+static const char *shape_str(json_t *js, char *buf, size_t cap) {
+    size_t o = 0;
+    o += (size_t)snprintf(buf, cap, "[");
+    for (size_t i = 0; i < json_array_size(js) && o < cap; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%lld", i ? ", " : "",
+                              (long long)json_integer_value(json_array_get(js, i)));
+    if (o < cap)
+        snprintf(buf + o, cap - o, "]");
+    return buf;
+}
+
 /* Fills t (name already set) from one header entry. */
 static sdvk_status parse_entry(const sd_safetensors *st, sd_st_tensor *t, json_t *e,
                                const uint8_t *data, uint64_t data_size) {
@@ -140,6 +148,7 @@ static sdvk_status parse_entry(const sd_safetensors *st, sd_st_tensor *t, json_t
         return sd_err(SDVK_ERR_FORMAT, "%s: tensor \"%s\": %zu dimensions (at most %d supported)", p,
                       nm, nd, SD_ST_MAX_DIMS);
     t->ndim = (int)nd;
+    char sbuf[200];
     uint64_t nelem = 1;
     int zero = 0;
     for (size_t i = 0; i < nd; i++) {
@@ -152,14 +161,20 @@ static sdvk_status parse_entry(const sd_safetensors *st, sd_st_tensor *t, json_t
         if (v == 0)
             zero = 1;
         else if (!zero && nelem > (uint64_t)INT64_MAX / v)
-            return sd_err(SDVK_ERR_FORMAT, "%s: tensor \"%s\": element count overflows", p, nm);
+            return sd_err(SDVK_ERR_FORMAT,
+                          "%s: tensor \"%s\": shape %s has more than 2^63 elements (the limit of "
+                          "64-bit sizes)",
+                          p, nm, shape_str(js, sbuf, sizeof sbuf));
         else if (!zero)
             nelem *= v;
     }
     if (zero)
         nelem = 0;
     if (nelem > (uint64_t)INT64_MAX / isz)
-        return sd_err(SDVK_ERR_FORMAT, "%s: tensor \"%s\": byte size overflows", p, nm);
+        return sd_err(SDVK_ERR_FORMAT,
+                      "%s: tensor \"%s\": shape %s x %s is more than 2^63 bytes (the limit of "
+                      "64-bit sizes)",
+                      p, nm, shape_str(js, sbuf, sizeof sbuf), ds);
     uint64_t nbytes = nelem * isz;
 
     if (!json_is_array(jo) || json_array_size(jo) != 2 ||
@@ -186,7 +201,64 @@ static sdvk_status parse_entry(const sd_safetensors *st, sd_st_tensor *t, json_t
     return SDVK_OK;
 }
 
-/* Parses the whole file image m[0, size). */
+/* Cost model of jansson 2.14 (64-bit glibc: each malloc takes its size
+ * rounded up to 16 plus 8 bytes of header, at least 32): a number is a
+ * 24-byte json_t (32); a string a 32-byte json_t (48) plus its text (>= 32);
+ * an array a 40-byte json_t (48) plus a table of 8 pointers (80) that
+ * doubles (at most 16 bytes per element, plus the old table while it
+ * grows: 24); an object a json_t with its hashtable (96) plus 8 buckets of
+ * 16 bytes (144) that double as members arrive, and per member a pair of
+ * ~56 bytes plus the key (88 + key length), plus 32 bytes of buckets. Each
+ * term below is rounded up from these, so the sum bounds the real use. The
+ * lexer also keeps one buffer for the current token (a string, a number,
+ * or a run of letters it reads as a would-be true/false/null; grown by
+ * doubling, never shrunk), and a string is copied out of it: up to 3x the
+ * longest token, plus its fixed allocations, added once. */
+#define JC_NUMBER 48u   /* value + its slot in the parent */
+#define JC_STRING 96u   /* json_t + text allocation overhead + slot (+ text length) */
+#define JC_ARRAY 160u   /* json_t + initial table + slot */
+#define JC_OBJECT 288u  /* json_t + hashtable + initial buckets + slot */
+#define JC_ELEMENT 40u  /* per comma: table growth of arrays, a pair of objects */
+
+uint64_t sd_st_json_cost(const char *text, size_t n) {
+    uint64_t cost = 0;
+    size_t i = 0, longest = 0;
+    while (i < n) {
+        char c = text[i];
+        if (c == '"') {
+            size_t j = i + 1;
+            while (j < n && text[j] != '"') j += text[j] == '\\' ? 2 : 1;
+            cost += JC_STRING + (j - i) + JC_ELEMENT; /* a key's pair costs about as much */
+            longest = j - i > longest ? j - i : longest;
+            i = j + 1;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t j = i;
+            while (j < n && (text[j] == '-' || text[j] == '+' || text[j] == '.' || text[j] == 'e' ||
+                             text[j] == 'E' || (text[j] >= '0' && text[j] <= '9')))
+                j++;
+            cost += JC_NUMBER;
+            longest = j - i > longest ? j - i : longest;
+            i = j;
+        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+            size_t j = i; /* true/false/null are shared singletons: no value cost */
+            while (j < n && ((text[j] >= 'a' && text[j] <= 'z') || (text[j] >= 'A' && text[j] <= 'Z')))
+                j++;
+            longest = j - i > longest ? j - i : longest;
+            i = j;
+        } else {
+            if (c == '[')
+                cost += JC_ARRAY;
+            else if (c == '{')
+                cost += JC_OBJECT;
+            else if (c == ',')
+                cost += JC_ELEMENT;
+            i++;
+        }
+    }
+    return cost + 3 * (uint64_t)longest + 256;
+}
+
+/* Parses and validates the whole file image m[0, size). */
 static sdvk_status st_parse_buf(sd_safetensors *st, const uint8_t *m, size_t size) {
     const char *p = st->path;
     if (size < 8)
@@ -208,6 +280,13 @@ static sdvk_status st_parse_buf(sd_safetensors *st, const uint8_t *m, size_t siz
                       "%s: header length %llu is larger than the rest of the file (%llu bytes; "
                       "truncated?)",
                       p, (unsigned long long)hlen, (unsigned long long)avail);
+    uint64_t cost = sd_st_json_cost((const char *)m + 8, (size_t)hlen);
+    if (cost > SD_ST_MAX_HEADER_MEM)
+        return sd_err(SDVK_ERR_FORMAT,
+                      "%s: the %llu-byte header would take about %llu MB parsed, over the limit of "
+                      "%llu MB for a safetensors header's memory",
+                      p, (unsigned long long)hlen, (unsigned long long)(cost >> 20),
+                      SD_ST_MAX_HEADER_MEM >> 20);
 
     json_error_t jerr;
     json_t *root = json_loadb((const char *)m + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
@@ -306,6 +385,7 @@ static sdvk_status st_parse(sd_safetensors *st, int fd) {
         st->map = NULL;
         return sd_err(SDVK_ERR_IO, "%s: cannot mmap: %s", p, strerror(errno));
     }
+    st->owns_map = 1;
     return st_parse_buf(st, st->map, st->map_size);
 }
 
@@ -537,7 +617,7 @@ void sd_st_release_pages(const sd_safetensors *st) {
      * trades a possible re-read for resident memory. */
     if (!st)
         return;
-    if (st->map && st->map_size)
+    if (st->owns_map && st->map && st->map_size)
         madvise(st->map, st->map_size, MADV_DONTNEED);
     for (int i = 0; i < st->n_regions; i++)
         if (st->regions[i].mapped && st->regions[i].size)

@@ -35,14 +35,23 @@ typedef struct sd_st_region {
     int mapped;
 } sd_st_region;
 
+/* Limits on the header (each named in its error message): its length, as
+ * the reference implementation caps it, and the memory its parsed JSON may
+ * take, estimated from the text before parsing (a header of 100 MB of
+ * "[0,0,..." would otherwise cost ~2 GB; a real checkpoint's header is
+ * well under 1 MB and costs a few times its length). */
+#define SD_ST_MAX_HEADER 100000000ull
+#define SD_ST_MAX_HEADER_MEM (256ull << 20)
+
 /* A table of named tensors. sd_st_open fills it from one safetensors file;
  * the other loaders (src/io/ckpt.h, diffusers.h, weights.h) build one from
  * several files or renamed keys with the functions below, so every consumer
  * (sd_st_find, sd_st_meta, sd_st_release_pages) works the same on all. */
 typedef struct sd_safetensors {
     char *path;
-    void *map;       /* the safetensors file's mapping (NULL for other tables) */
+    void *map;        /* the safetensors file's mapping (NULL for other tables) */
     size_t map_size;
+    int owns_map;     /* 1: map is our mmap */
     sd_st_tensor *t; /* sorted by name */
     int n;
     char **meta_key, **meta_val; /* the "__metadata__" string map */
@@ -54,6 +63,12 @@ typedef struct sd_safetensors {
 
 /* Opens and validates; on failure the message names the file (and tensor). */
 sdvk_status sd_st_open(const char *path, sd_safetensors **out);
+/* Same checks on a safetensors image in memory (a request body, a fuzz
+ * input). Not copied: buf must outlive the handle. name is used in messages. */
+sdvk_status sd_st_open_mem(const void *buf, size_t n, const char *name, sd_safetensors **out);
+/* Estimated bytes the parsed JSON of a header text takes (an upper bound for
+ * jansson 2.14 on 64-bit; tests/test_input_limits.c checks it). */
+uint64_t sd_st_json_cost(const char *text, size_t n);
 void sd_st_close(sd_safetensors *st);
 /* NULL if absent. */
 const sd_st_tensor *sd_st_find(const sd_safetensors *st, const char *name);
@@ -64,9 +79,6 @@ const sd_st_tensor *sd_st_find(const sd_safetensors *st, const char *name);
 void sd_st_release_pages(const sd_safetensors *st);
 /* Metadata value or NULL. */
 const char *sd_st_meta(const sd_safetensors *st, const char *key);
-/* sd_st_open on a caller's buffer (fuzzing, tests): the tensors point into
- * `data`, which must outlive the table; `label` names it in messages. */
-sdvk_status sd_st_open_mem(const void *data, size_t size, const char *label, sd_safetensors **out);
 
 /* ---- building tables (src/io/table.c) ---- */
 

@@ -9,6 +9,16 @@
 
 #define SD_MAX_LEVELS 8
 
+/* Ranges the architecture numbers read from a checkpoint's shapes must lie
+ * in (each refusal names the tensor and the range). SD v1.5 has CLIP width
+ * 768, vocabulary 49408, 77 positions, 12 layers, UNet 320 channels, VAE
+ * 128 channels, 4 image/latent channels (9 for inpainting UNets). */
+#define SD_ARCH_MAX_CHANNELS 16384 /* widths and channel counts */
+#define SD_ARCH_MAX_IO_CHANNELS 64 /* image and latent channels */
+#define SD_ARCH_MAX_VOCAB (1 << 20)
+#define SD_ARCH_MAX_POSITIONS 4096
+#define SD_ARCH_MAX_BLOCKS 64      /* layers, res blocks per level, transformer depth */
+
 typedef struct sd_clip_arch {
     int present;
     int width, layers, heads, vocab, n_pos, ffn;
@@ -47,6 +57,9 @@ sdvk_status sd_model_open(const char *path, sd_model **out);
  * a .ckpt or a diffusers folder; vae_path (NULL: none) a separate VAE that
  * replaces the checkpoint's. */
 sdvk_status sd_model_open_ex(const char *path, const char *vae_path, sd_model **out);
+/* The same on a safetensors image in memory (not copied: buf must outlive
+ * the model); name is used in messages. */
+sdvk_status sd_model_open_mem(const void *buf, size_t n, const char *name, sd_model **out);
 void sd_model_close(sd_model *m);
 /* One line per network, for --verbose. */
 void sd_model_describe(const sd_model *m, char *buf, size_t n);
@@ -70,6 +83,51 @@ int sd_unet_build(sd_graph *g, const sd_model *m, int x, int t, int ctx);
 int sd_vae_decode_build(sd_graph *g, const sd_model *m, int z);
 /* VAE encoder: image [B,H,W,3] in [-1,1] -> posterior mean * scale [B,H/8,W/8,4]. */
 int sd_vae_encode_build(sd_graph *g, const sd_model *m, int img);
+/* The pieces a tiled VAE run (src/vae_tiled.c) is made of: the decoder
+ * head (scaled latent -> conv_in -> mid block, [B,h,w,C]) and the encoder
+ * tail (down path output -> mid, norm_out, conv_out, quant_conv mean, scale),
+ * which stay whole at latent size (the mid block's attention is global), and
+ * between them segments: each starts at a GroupNorm (or none) and ends before
+ * the next, so it is local but for that GroupNorm's statistics. */
+int sd_vae_decode_head_build(sd_graph *g, const sd_model *m, int z);
+int sd_vae_encode_tail_build(sd_graph *g, const sd_model *m, int h);
+
+#define SD_VAE_MAX_SEGS 96
+typedef struct sd_vae_seg {
+    int src;          /* slot read: rows of the band plus a halo */
+    int skip;         /* slot added at the band's own rows (-1: none) */
+    int dst;          /* slot written (slot ids grow: dst is new) */
+    int norm;         /* GroupNorm(32, eps 1e-6) + SiLU of src first, whole-tensor statistics */
+    int resample;     /* 0; 1: nearest 2x upsample before the conv; -1: stride-2 conv */
+    char norm_pre[96];  /* "...norm1." (weight/bias) */
+    char conv[96];      /* the 3x3 conv ("...conv1") */
+    char shortcut[96];  /* 1x1 conv applied to skip; "" = identity */
+} sd_vae_seg;
+typedef struct sd_vae_slot {
+    int64_t h, w, c;
+} sd_vae_slot;
+typedef struct sd_vae_segs {
+    int decode;
+    int n_seg, n_slot;
+    sd_vae_seg seg[SD_VAE_MAX_SEGS];
+    sd_vae_slot slot[SD_VAE_MAX_SEGS + 1]; /* slot 0: head output / picture; last: result */
+} sd_vae_segs;
+/* The segments of the decoder (h, w: latent size; the last slot is the
+ * picture) or the encoder (h, w: picture size; the last slot feeds the
+ * tail). */
+sdvk_status sd_vae_segments(const sd_model *m, int decode, int64_t h, int64_t w, sd_vae_segs *o);
+/* One band of segment s. Inputs, made by the caller:
+ *   x     [1, rows_in, W_src, C_src]: src rows with halo. Plain and norm
+ *         segments: output rows y0-1 .. y0+t (t + 2); upsample: source rows
+ *         y0/2-1 .. (y0+t)/2 (t/2 + 2); stride 2: rows 2y0 .. 2y0+2t (2t + 1);
+ *         rows outside the picture are zero
+ *   ga,gb [C_src]: the GroupNorm as x·ga + gb (norm only)
+ *   mask  [1, rows_in, 1, 1]: 1 inside the picture, 0 outside (norm only)
+ *   skip  [1, t, W, C_skip] or -1
+ * Output [1, t, W, C_out]; upsample: [1, t + 2, W, C_out], of which rows
+ * 1..t are the band. */
+int sd_vae_seg_build(sd_graph *g, const sd_model *m, const sd_vae_seg *s, int x, int ga, int gb,
+                     int mask, int skip);
 /* Spatial downsampling factor of the VAE (8 for SD). */
 int sd_vae_factor(const sd_model *m);
 

@@ -2,6 +2,9 @@
  * mid-block attention, encoder pads right/bottom before stride-2 convs. */
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
+
+#include "../core/status.h"
 
 #include "model.h"
 
@@ -84,7 +87,7 @@ static int tail(sd_graph *g, const sd_model *m, int h, const char *part) {
     return conv(g, m, h, pre, -1);
 }
 
-int sd_vae_decode_build(sd_graph *g, const sd_model *m, int z) {
+int sd_vae_decode_head_build(sd_graph *g, const sd_model *m, int z) {
     const sd_vae_arch *a = &m->vae;
     if (!a->has_decoder)
         return sd_graph_fail(g, SDVK_ERR_MODEL, "%s: the checkpoint has no VAE decoder", m->path);
@@ -94,7 +97,12 @@ int sd_vae_decode_build(sd_graph *g, const sd_model *m, int z) {
     int h = sd_scale(g, z, 1.0f / a->scale_factor, 0.0f);
     h = conv(g, m, h, P "post_quant_conv", -1);
     h = conv(g, m, h, P "decoder.conv_in", -1);
-    h = mid(g, m, h, "decoder");
+    return mid(g, m, h, "decoder");
+}
+
+int sd_vae_decode_build(sd_graph *g, const sd_model *m, int z) {
+    const sd_vae_arch *a = &m->vae;
+    int h = sd_vae_decode_head_build(g, m, z);
     char pre[96];
     for (int i = a->levels - 1; i >= 0; i--) {
         for (int j = 0; j <= a->n_res; j++) {
@@ -134,6 +142,11 @@ int sd_vae_encode_build(sd_graph *g, const sd_model *m, int img) {
                           0, 0, 1, 1);
         }
     }
+    return sd_vae_encode_tail_build(g, m, h);
+}
+
+int sd_vae_encode_tail_build(sd_graph *g, const sd_model *m, int h) {
+    const sd_vae_arch *a = &m->vae;
     h = mid(g, m, h, "encoder");
     h = tail(g, m, h, "encoder");
     /* quant_conv, keeping only the mean half: the first z_ch output rows of
@@ -148,4 +161,130 @@ int sd_vae_encode_build(sd_graph *g, const sd_model *m, int img) {
     b = sd_graph_view(g, b, 1, bne, 0);
     h = sd_conv2d(g, h, w, b, -1, 1, 0, 0, 0, 0);
     return sd_scale(g, h, a->scale_factor, 0.0f);
+}
+
+/* ---- the VAE in segments, for tiled runs ------------------------------------
+ * Between two GroupNorms everything is local (3x3 convs, upsample,
+ * stride-2 conv, residual adds), so a segment runs on a band of rows plus a
+ * one-row halo; the GroupNorm at its start takes statistics of the whole
+ * tensor, which the driver accumulates while it stores the previous
+ * segment's output. The mid blocks (global attention) stay whole at latent
+ * size: the decoder head and the encoder tail. */
+
+static sdvk_status conv_cout(const sd_model *m, const char *pre, int64_t *cout) {
+    char k[200];
+    snprintf(k, sizeof k, "%s.weight", pre);
+    const sd_st_tensor *t = sd_st_find(m->st, k);
+    if (!t || t->ndim != 4)
+        return sd_err(SDVK_ERR_MODEL, "%s: missing or malformed VAE weight %s", m->path, k);
+    *cout = t->ne[0];
+    return SDVK_OK;
+}
+
+static sdvk_status add_seg(const sd_model *m, sd_vae_segs *o, int src, int skip, int norm,
+                           int resample, const char *norm_pre, const char *conv_pre,
+                           const char *shortcut, int64_t h, int64_t w) {
+    if (o->n_seg >= SD_VAE_MAX_SEGS)
+        return sd_err(SDVK_ERR_MODEL, "%s: the VAE has more than %d segments", m->path,
+                      SD_VAE_MAX_SEGS);
+    sd_vae_seg *s = &o->seg[o->n_seg++];
+    memset(s, 0, sizeof *s);
+    s->src = src;
+    s->skip = skip;
+    s->dst = o->n_slot;
+    s->norm = norm;
+    s->resample = resample;
+    snprintf(s->norm_pre, sizeof s->norm_pre, "%s", norm_pre ? norm_pre : "");
+    snprintf(s->conv, sizeof s->conv, "%s", conv_pre);
+    snprintf(s->shortcut, sizeof s->shortcut, "%s", shortcut ? shortcut : "");
+    sd_vae_slot *d = &o->slot[o->n_slot++];
+    d->h = h;
+    d->w = w;
+    return conv_cout(m, conv_pre, &d->c);
+}
+
+static sdvk_status add_resnet(const sd_model *m, sd_vae_segs *o, int *cur, const char *pre) {
+    char n1[96], c1[96], n2[96], c2[96], sc[96] = "";
+    snprintf(n1, sizeof n1, "%snorm1.", pre);
+    snprintf(c1, sizeof c1, "%sconv1", pre);
+    snprintf(n2, sizeof n2, "%snorm2.", pre);
+    snprintf(c2, sizeof c2, "%sconv2", pre);
+    if (sd_model_has(m, "%snin_shortcut.weight", pre))
+        snprintf(sc, sizeof sc, "%snin_shortcut", pre);
+    const sd_vae_slot x = o->slot[*cur];
+    int in = *cur;
+    SD_TRY(add_seg(m, o, in, -1, 1, 0, n1, c1, NULL, x.h, x.w));
+    SD_TRY(add_seg(m, o, o->n_slot - 1, in, 1, 0, n2, c2, sc, x.h, x.w));
+    *cur = o->n_slot - 1;
+    return SDVK_OK;
+}
+
+sdvk_status sd_vae_segments(const sd_model *m, int decode, int64_t h, int64_t w, sd_vae_segs *o) {
+    const sd_vae_arch *a = &m->vae;
+    memset(o, 0, sizeof *o);
+    if (decode ? !a->has_decoder : !a->has_encoder)
+        return sd_err(SDVK_ERR_MODEL, "%s: the checkpoint has no VAE %s", m->path,
+                      decode ? "decoder" : "encoder");
+    o->decode = decode;
+    char pre[96];
+    int cur = 0;
+    if (decode) { /* slot 0: the head's output at latent size */
+        int64_t c = 0;
+        SD_TRY(conv_cout(m, P "decoder.conv_in", &c));
+        o->slot[o->n_slot++] = (sd_vae_slot){h, w, c};
+        for (int i = a->levels - 1; i >= 0; i--) {
+            for (int j = 0; j <= a->n_res; j++) {
+                snprintf(pre, sizeof pre, P "decoder.up.%d.block.%d.", i, j);
+                SD_TRY(add_resnet(m, o, &cur, pre));
+            }
+            if (i != 0) {
+                snprintf(pre, sizeof pre, P "decoder.up.%d.upsample.conv", i);
+                SD_TRY(add_seg(m, o, cur, -1, 0, 1, NULL, pre, NULL, 2 * o->slot[cur].h,
+                               2 * o->slot[cur].w));
+                cur = o->n_slot - 1;
+            }
+        }
+        SD_TRY(add_seg(m, o, cur, -1, 1, 0, P "decoder.norm_out.", P "decoder.conv_out", NULL,
+                       o->slot[cur].h, o->slot[cur].w));
+    } else { /* slot 0: the picture; the last slot goes to the tail at latent size */
+        int f = sd_vae_factor(m);
+        if (h % f || w % f)
+            return sd_err(SDVK_ERR_INVALID_ARG, "VAE encode: sides must be divisible by %d", f);
+        o->slot[o->n_slot++] = (sd_vae_slot){h, w, a->img_ch};
+        SD_TRY(add_seg(m, o, 0, -1, 0, 0, NULL, P "encoder.conv_in", NULL, h, w));
+        cur = 1;
+        for (int i = 0; i < a->levels; i++) {
+            for (int j = 0; j < a->n_res; j++) {
+                snprintf(pre, sizeof pre, P "encoder.down.%d.block.%d.", i, j);
+                SD_TRY(add_resnet(m, o, &cur, pre));
+            }
+            if (i != a->levels - 1) {
+                snprintf(pre, sizeof pre, P "encoder.down.%d.downsample.conv", i);
+                SD_TRY(add_seg(m, o, cur, -1, 0, -1, NULL, pre, NULL, o->slot[cur].h / 2,
+                               o->slot[cur].w / 2));
+                cur = o->n_slot - 1;
+            }
+        }
+    }
+    return SDVK_OK;
+}
+
+int sd_vae_seg_build(sd_graph *g, const sd_model *m, const sd_vae_seg *s, int x, int ga, int gb,
+                     int mask, int skip) {
+    int h = x;
+    if (s->norm) { /* GroupNorm as its per-channel affine, SiLU, zero outside the picture */
+        h = sd_silu(g, sd_add(g, sd_mul(g, h, ga), gb));
+        h = sd_mul(g, h, mask);
+    }
+    if (s->resample > 0)
+        h = sd_upsample2x(g, h);
+    int res = -1;
+    if (skip >= 0)
+        res = s->shortcut[0] ? conv(g, m, skip, s->shortcut, -1) : skip;
+    int w = sd_model_weight(g, m, "%s.weight", s->conv);
+    int b = sd_model_weight(g, m, "%s.bias", s->conv);
+    if (s->resample < 0) /* torch pads right/bottom by one; the band brings its bottom row */
+        return sd_conv2d(g, h, w, b, res, 2, 0, 0, 0, 1);
+    /* rows come with their halo (valid in y); columns are whole (zero padded) */
+    return sd_conv2d(g, h, w, b, res, 1, 0, 1, 0, 1);
 }

@@ -217,6 +217,26 @@ int cli_engine_option(cli_args *a, sdvk_options *opt, int *rc) {
             opt->vae_path = v;
         return 1;
     }
+    if (cli_is(a, "--vae-tiling", NULL)) {
+        if ((*rc = cli_value(a, &v)))
+            return 1;
+        int k = sdvk_tiling_from_name(v);
+        if (k < 0)
+            *rc = cli_usage_error("--vae-tiling: unknown mode '%s' (use auto, on or off)", v);
+        else
+            opt->vae_tiling = (sdvk_tiling)k;
+        return 1;
+    }
+    if (cli_is(a, "--max-memory", NULL)) {
+        if (!(*rc = cli_value(a, &v)) && !(*rc = cli_parse_int(a->opt, v, 1, 1 << 24, &n)))
+            opt->max_memory_mb = (int)n;
+        return 1;
+    }
+    if (cli_is(a, "--vae-tile-rows", NULL)) {
+        if (!(*rc = cli_value(a, &v)) && !(*rc = cli_parse_int(a->opt, v, 1, 1 << 16, &n)))
+            opt->vae_tile_rows = (int)n;
+        return 1;
+    }
     if (cli_is(a, "--validation", NULL)) {
         *rc = cli_no_value(a);
         opt->validation = 1;
@@ -323,6 +343,11 @@ void cli_engine_help(FILE *f) {
           "  --vae PATH                 a separate VAE (.safetensors, .ckpt or a diffusers vae/ folder)\n"
           "  --lora-model-dir DIR       where <lora:NAME:W> in a prompt finds NAME.safetensors\n"
           "  --embd-dir DIR             textual-inversion embeddings, used where a prompt names them\n"
+          "  --vae-tiling auto|on|off   VAE in bands of rows, exact (whole-picture GroupNorm\n"
+          "                             statistics); auto: only when the whole VAE would not fit\n"
+          "  --max-memory MB            memory budget in MiB (host for the CPU, device for Vulkan);\n"
+          "                             plans VAE bands and CFG halves to fit (default: what is free)\n"
+          "  --vae-tile-rows N          rows per VAE band (default: planned from the budget)\n"
           "  --validation               Vulkan validation layer on (its errors fail the run)\n"
           "  -v, --verbose              log backend choices and per-stage timings\n",
           f);

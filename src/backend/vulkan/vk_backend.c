@@ -967,6 +967,13 @@ sdvk_status sd_backend_vulkan_create(const sd_vulkan_opts *o, sd_backend **out) 
     snprintf(vb->base.name, sizeof vb->base.name, "vulkan: %.130s (%s)", vb->d.props.deviceName,
              vb->d.f16 ? "f16" : "f32");
     vb->base.host_cpu = vb->d.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    /* what planning (VAE tiling, CFG halves) may count on: the largest
+     * device-local heap, and one binding's range in float32 bytes */
+    for (uint32_t i = 0; i < vb->d.memp.memoryHeapCount; i++)
+        if ((vb->d.memp.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) &&
+            vb->d.memp.memoryHeaps[i].size > vb->base.mem_total)
+            vb->base.mem_total = vb->d.memp.memoryHeaps[i].size;
+    vb->base.max_tensor = (uint64_t)vb->d.max_range * (vb->d.f16 ? 2 : 1);
     *out = &vb->base;
     return SDVK_OK;
 }
