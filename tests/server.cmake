@@ -16,9 +16,7 @@ set(SDVK_SERVER_TESTS ${CMAKE_CURRENT_LIST_DIR}/server)
 foreach(case api img2img progress interrupt queue bad_input auth shutdown a1111_compat loras)
   add_test(NAME server_${case}
     COMMAND ${Python3_EXECUTABLE} ${SDVK_SERVER_TESTS}/test_server.py $<TARGET_FILE:sdvk_cli> ${case})
-  # 77: skipped, said why (img2img cases in a build whose library cannot
-  # decode uploaded images yet)
-  set_tests_properties(server_${case} PROPERTIES LABELS "server" TIMEOUT 600 SKIP_RETURN_CODE 77)
+  set_tests_properties(server_${case} PROPERTIES LABELS "server" TIMEOUT 600)
 endforeach()
 set_tests_properties(server_bad_input PROPERTIES LABELS "server;bad-input")
 add_test(NAME server_load

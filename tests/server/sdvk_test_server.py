@@ -180,17 +180,6 @@ def b64(data):
     return base64.b64encode(data).decode()
 
 
-def image_decoding_available(srv):
-    """Whether the library decodes uploaded images (sdvk_image_load_mem):
-    a build where it answers "unsupported" makes the server say 501."""
-    st, _, r = srv.post("/sdapi/v1/img2img", {"prompt": "", "steps": 1, "width": 64, "height": 64,
-                                              "init_images": [b64(png_encode(8, 8, bytes(8 * 8 * 3)))]})
-    if st == 501:
-        print("NOTE: this build cannot decode uploaded images (501: %s)" % (r.get("detail") if isinstance(r, dict) else r))
-        return False
-    return True
-
-
 class Checker:
     """Counts checks; prints each failure; exits 1 at the end if any failed."""
 

@@ -416,10 +416,10 @@ static int check_extra_networks(fields *f, const char *key, const char *prompt) 
 /* ---- images --------------------------------------------------------------------- */
 
 /* A base64 image (optionally a data: URL) -> RGB pixels. 0, or -1 with the
- * error recorded against key[index]; *fatal gets an HTTP status when the
- * failure is the server's (501: decoding not available). */
+ * error recorded against key[index] (a format the decoder does not take is
+ * the client's error too: 422 with the decoder's message). */
 static int decode_image(fields *f, const char *key, int index, const char *b64,
-                        const sv_limits *lim, sdvk_image *out, int *fatal) {
+                        const sv_limits *lim, sdvk_image *out) {
     if (!strncmp(b64, "data:", 5)) {
         const char *comma = strchr(b64, ',');
         const char *semi = strstr(b64, ";base64,");
@@ -441,8 +441,6 @@ static int decode_image(fields *f, const char *key, int index, const char *b64,
     sdvk_status s = sdvk_image_load_mem(bytes, nb, &il, out);
     free(bytes);
     if (s != SDVK_OK) {
-        if (s == SDVK_ERR_UNSUPPORTED && !*fatal)
-            *fatal = 501;
         field_error(f, key, index, "value_error.image", "not a usable image: %s",
                     sdvk_last_error()[0] ? sdvk_last_error() : sdvk_status_str(s));
         memset(out, 0, sizeof *out);
@@ -478,7 +476,6 @@ static int parse_a1111(fields *f, sv_kind kind, const sv_parse_ctx *pc, sv_gen_r
     int mult = mi->size_multiple > 0 ? mi->size_multiple : 8;
     int max_w = lim->max_width < mi->max_side ? lim->max_width : mi->max_side;
     int max_h = lim->max_height < mi->max_side ? lim->max_height : mi->max_side;
-    int fatal = 0;
     double eta = 0;
     int hr_resize_x = 0, hr_resize_y = 0, width_set, height_set, restore_faces = 0, tiling = 0,
         save_images = 0, resize_mode = 0, inpainting_fill = 1, inpaint_full_res = 0,
@@ -618,16 +615,11 @@ static int parse_a1111(fields *f, sv_kind kind, const sv_parse_ctx *pc, sv_gen_r
         if (!json_is_string(first))
             field_error(f, "init_images", 0, "type_error.str", "str type expected");
         else
-            decode_image(f, "init_images", 0, json_string_value(first), lim, &r->init, &fatal);
+            decode_image(f, "init_images", 0, json_string_value(first), lim, &r->init);
         if (mask_b64 && *mask_b64 &&
-            !decode_image(f, "mask", -1, mask_b64, lim, &r->mask, &fatal) && r->mask_invert) {
+            !decode_image(f, "mask", -1, mask_b64, lim, &r->mask) && r->mask_invert) {
             size_t np = (size_t)r->mask.width * (size_t)r->mask.height * (size_t)r->mask.channels;
             for (size_t i = 0; i < np; i++) r->mask.data[i] = (uint8_t)(255 - r->mask.data[i]);
-        }
-        if (fatal == 501) {
-            sv_error_set(err, 501, "this build of sdvk cannot decode uploaded images: %s",
-                         sdvk_last_error());
-            return -1;
         }
         if (json_array_size(f->detail))
             goto invalid;
