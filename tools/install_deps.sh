@@ -5,10 +5,12 @@ set -euo pipefail
 pkgs=(cmake gcc make pkg-config zlib1g-dev libutf8proc-dev libjansson-dev libstb-dev
       libpng-dev libjpeg62-turbo-dev
       libvulkan-dev libvulkan-volk-dev glslang-tools spirv-tools
-      mesa-vulkan-drivers vulkan-validationlayers vulkan-tools)
+      mesa-vulkan-drivers vulkan-validationlayers vulkan-tools
+      libmicrohttpd-dev)
 if [ "${1:-}" = "--tests" ]; then
-  # Python (tokenizer cross-check), NEON cross build and x86 dispatch tests under qemu.
-  pkgs+=(python3 python3-numpy gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
+  # Python (tokenizer cross-check), NEON cross build and x86 dispatch tests under qemu,
+  # headless Chromium for the `sdvk serve` browser test.
+  pkgs+=(python3 python3-numpy gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user chromium)
 fi
 if [ "${1:-}" = "--fuzz" ]; then
   # libFuzzer builds of tests/fuzz (tests/fuzz/campaign.sh); CI's corpus

@@ -99,6 +99,10 @@ int cli_check_output(const char *what, const char *path);
  * other failures. */
 int cli_create_ctx(const char *model, const sdvk_options *opt, sdvk_ctx **ctx);
 
+/* The bundled demo model (SDVK_DEMO_MODEL, the install tree, the build
+ * tree), written to buf; NULL when none exists. */
+const char *cli_demo_model_path(char *buf, size_t n);
+
 /* Monotonic seconds. */
 double cli_now(void);
 
@@ -133,6 +137,8 @@ int cli_cmd_generate(int argc, char **argv);
 int cli_cmd_stage(int argc, char **argv);
 int cli_cmd_selftest(int argc, char **argv);
 int cli_cmd_convert(int argc, char **argv);
+/* `sdvk serve` (tools/server/), or a stub when built without libmicrohttpd. */
+int sv_cmd_serve(int argc, char **argv);
 /* Written by the tokenizer (tools/cli/cmd_tokenize.c). */
 int sdvk_cmd_tokenize(int argc, char **argv);
 

@@ -47,6 +47,8 @@ static void usage(FILE *f) {
           "                                                reference\n"
           "       sdvk convert -m MODEL -o OUT.safetensors one single-file .safetensors from any\n"
           "                                                model form, LoRAs merged (--help)\n"
+          "       sdvk serve [-m MODEL] [options]          HTTP server: A1111 and OpenAI APIs, web\n"
+          "                                                page (sdvk serve --help)\n"
           "\n"
           "Generation options:\n"
           "  -m, --model PATH           SD v1.x model (.safetensors, .ckpt or a diffusers folder);\n"
@@ -125,7 +127,7 @@ static uint64_t random_seed(void) {
  * executable's install tree (<bin>/../share/sdvk/models/demo, so an
  * installed sdvk finds its own copy wherever it was installed); else the
  * build tree's copy. NULL when none exists. */
-static const char *demo_model_path(char *buf, size_t n) {
+const char *cli_demo_model_path(char *buf, size_t n) {
     const char *env = getenv("SDVK_DEMO_MODEL");
     if (env)
         return *env && access(env, R_OK) == 0 ? env : NULL;
@@ -356,7 +358,7 @@ static int parse(int argc, char **argv, gen_cfg *c, char **prompt_buf) {
         *prompt_buf = p;
         c->prompt = p;
     }
-    if (!c->model && !(c->model = demo_model_path(c->demo_path, sizeof c->demo_path)))
+    if (!c->model && !(c->model = cli_demo_model_path(c->demo_path, sizeof c->demo_path)))
         return cli_usage_error("no model given: use -m/--model PATH with an SD v1.x .safetensors "
                                "checkpoint (see sdvk --help); the demo model is not installed");
     if (!c->model_set) {

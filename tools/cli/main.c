@@ -1,5 +1,5 @@
 /* `sdvk`: generate images (the default command), or run a subcommand:
- * tokenize, stage, selftest, convert. */
+ * tokenize, stage, selftest, convert, serve. */
 #include <string.h>
 
 #include "cli.h"
@@ -15,6 +15,8 @@ int main(int argc, char **argv) {
             return cli_cmd_selftest(argc - 1, argv + 1);
         if (strcmp(cmd, "convert") == 0)
             return cli_cmd_convert(argc - 1, argv + 1);
+        if (strcmp(cmd, "serve") == 0)
+            return sv_cmd_serve(argc - 1, argv + 1);
     }
     return cli_cmd_generate(argc, argv);
 }
