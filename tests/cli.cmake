@@ -41,7 +41,8 @@ if(EXISTS ${SDVK_TEST_DATA}/tiny/model.safetensors AND EXISTS ${SDVK_CLI_VOCAB})
   # failed before its fix.
   foreach(case native_size model_before_vocab demo_vocab_env size_before_stop bf16_vulkan
           options_not_apply threads_cap progress_notty verbose_timings stdout_png batch_count
-          ckpt_message design_link outpaint inpaint_mask hires batch_size)
+          ckpt_message design_link outpaint inpaint_mask hires batch_size preview preview_taesd
+          vae_tiling)
     sdvk_cli_test(${case} "cli;e2e")
   endforeach()
   sdvk_cli_test(verbose_timings_vulkan "cli;e2e;vulkan")

@@ -11,6 +11,14 @@ if(EXISTS ${_eng_vocab})
   set_tests_properties(engine_resident_vulkan PROPERTIES LABELS "engine;vulkan"
     ENVIRONMENT "XDG_RUNTIME_DIR=/tmp;XDG_CACHE_HOME=${CMAKE_BINARY_DIR}/vk-cache;SDVK_VK_VALIDATION=1"
     FAIL_REGULAR_EXPRESSION "validation error")
+  foreach(b cpu vulkan)
+    add_test(NAME engine_preview_${b} COMMAND test_engine ${SDVK_TEST_DATA}/tiny/model.safetensors
+             ${_eng_vocab} ${b} preview ${SDVK_TEST_DATA}/taesd/taesd.safetensors)
+  endforeach()
+  set_tests_properties(engine_preview_cpu PROPERTIES LABELS "engine")
+  set_tests_properties(engine_preview_vulkan PROPERTIES LABELS "engine;vulkan"
+    ENVIRONMENT "XDG_RUNTIME_DIR=/tmp;XDG_CACHE_HOME=${CMAKE_BINARY_DIR}/vk-cache;SDVK_VK_VALIDATION=1"
+    FAIL_REGULAR_EXPRESSION "validation error")
 endif()
 if(EXISTS ${CMAKE_SOURCE_DIR}/models/demo/sdvk-demo.safetensors)
   set(_demo ${CMAKE_SOURCE_DIR}/models/demo)

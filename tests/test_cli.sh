@@ -296,6 +296,54 @@ hires)
     expect 0 "wrote hl.png (96x96" -- "$SDVK" --backend cpu -m "$TINY/model.safetensors" -p "a red circle" \
         -W 64 -H 64 --steps 2 --hires-scale 1.5 --hires-upscaler lanczos --vocab "$VOCAB" -o hl.png
     "$CHECK" png hl.png 96 96 "a red circle" || FAILED=1 ;;
+preview)
+    # a preview file per step (%d) while sampling; the pictures change from
+    # step to step, and writing them leaves the picture as it was
+    rm -f pv_*.png pv.png np.png
+    expect 0 "wrote pv.png (64x64" -- "$SDVK" --backend cpu -m "$TINY/model.safetensors" -p "a red circle" \
+        -W 64 -H 64 --steps 5 --preview pv_%d.png --vocab "$VOCAB" -o pv.png
+    expect 0 "wrote np.png (64x64" -- "$SDVK" --backend cpu -m "$TINY/model.safetensors" -p "a red circle" \
+        -W 64 -H 64 --steps 5 --vocab "$VOCAB" -o np.png
+    for k in 1 2 3 4; do
+        "$CHECK" png pv_$k.png 8 8 > /dev/null 2>&1 || { echo "FAIL: pv_$k.png is not an 8x8 PNG"; FAILED=1; }
+    done
+    [ -f pv_5.png ] && { echo "FAIL: a preview of the last step (the picture itself)"; FAILED=1; }
+    changed=0
+    for k in 2 3 4; do cmp -s pv_1.png pv_$k.png || changed=1; done
+    [ $changed -eq 1 ] || { echo "FAIL: the previews never change"; FAILED=1; }
+    cmp -s pv.png np.png || { echo "FAIL: previews changed the picture"; FAILED=1; } ;;
+preview_taesd)
+    # TAESD previews at full size every 2 steps into one file; --taesd alone
+    # also decodes the picture (not the VAE's), --taesd-preview-only does not
+    T=$ROOT_SRC/tests/data/taesd/taesd.safetensors
+    rm -f pt.png p1.png p2.png p3.png
+    expect 0 "wrote p1.png (64x64" -- "$SDVK" --backend cpu -m "$TINY/model.safetensors" -p "a red circle" \
+        -W 64 -H 64 --steps 4 --taesd "$T" --taesd-preview-only --preview pt.png --preview-every 2 \
+        --vocab "$VOCAB" -o p1.png
+    "$CHECK" png pt.png 64 64 > /dev/null 2>&1 || { echo "FAIL: pt.png is not a 64x64 PNG"; FAILED=1; }
+    expect 0 "wrote p2.png (64x64" -- "$SDVK" --backend cpu -m "$TINY/model.safetensors" -p "a red circle" \
+        -W 64 -H 64 --steps 4 --vocab "$VOCAB" -o p2.png
+    expect 0 "TAESD decode" "wrote p3.png (64x64" -- "$SDVK" --backend cpu -m "$TINY/model.safetensors" \
+        -p "a red circle" -W 64 -H 64 --steps 4 --taesd "$T" -v --vocab "$VOCAB" -o p3.png
+    cmp -s p1.png p2.png || { echo "FAIL: --taesd-preview-only changed the picture"; FAILED=1; }
+    cmp -s p2.png p3.png && { echo "FAIL: --taesd did not decode the picture"; FAILED=1; }
+    expect 2 "--taesd" "no_such.safetensors" -- "$SDVK" -m "$TINY/model.safetensors" -p x \
+        --taesd no_such.safetensors
+    expect 2 "--preview" "only one %d" -- "$SDVK" -m "$TINY/model.safetensors" -p x --preview a%d%d.png
+    expect 2 "TAESD" -- "$SDVK" -m "$TINY/model.safetensors" -p x --vocab "$VOCAB" \
+        --taesd "$TINY/model.safetensors" ;;
+vae_tiling)
+    # the VAE in bands of 3 rows gives the picture of the whole VAE; a memory
+    # budget too small for anything is a clear error
+    rm -f vt.png vw.png
+    expect 0 "VAE decode in bands" "wrote vt.png (56x72" -- "$SDVK" --backend cpu -m "$TINY/model.safetensors" \
+        -p "a red circle" -W 56 -H 72 --steps 2 --vae-tiling on --vae-tile-rows 3 -v --vocab "$VOCAB" -o vt.png
+    expect 0 "wrote vw.png (56x72" "!in bands" -- "$SDVK" --backend cpu -m "$TINY/model.safetensors" \
+        -p "a red circle" -W 56 -H 72 --steps 2 --vae-tiling off -v --vocab "$VOCAB" -o vw.png
+    "$CHECK" samepixels vt.png vw.png 1 || FAILED=1
+    expect 1 "MiB" -- "$SDVK" --backend cpu -m "$TINY/model.safetensors" -p "a red circle" -W 64 -H 64 \
+        --steps 2 --max-memory 1 --vocab "$VOCAB" -o mm.png
+    expect 2 "--vae-tiling: unknown mode 'maybe'" -- "$SDVK" $M -p x --vae-tiling maybe ;;
 batch_size)
     # two pictures in one UNet batch: seeds s, s+1; the same as one at a time
     rm -f bs.png bs-1.png

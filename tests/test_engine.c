@@ -230,9 +230,90 @@ static void cancel_test(const char *model, const char *vocab, int vk) {
     sdvk_destroy(ctx);
 }
 
+/* Previews: every k-th step but the last, in order, of the preview's size
+ * (latent size, or the picture's with TAESD), changing from step to step;
+ * the picture equals the one made without previews (the sampler run is cut
+ * where previews are due, and resumes). */
+typedef struct prev_log {
+    int n, steps[64], w, h, changed;
+    uint8_t last[64 * 64 * 3];
+} prev_log;
+
+static void on_prev(void *user, int step, const sdvk_image *img) {
+    prev_log *l = user;
+    if (l->n < 64)
+        l->steps[l->n] = step;
+    l->w = img->width;
+    l->h = img->height;
+    size_t n = (size_t)img->width * img->height * 3;
+    if (n <= sizeof l->last) {
+        if (l->n && memcmp(l->last, img->data, n))
+            l->changed = 1;
+        memcpy(l->last, img->data, n);
+    }
+    l->n++;
+}
+
+static void preview_test(const char *model, const char *vocab, int vk, const char *taesd) {
+    for (int with_taesd = 0; with_taesd <= (taesd != NULL); with_taesd++) {
+        sdvk_options o;
+        sdvk_options_default(&o);
+        o.backend = vk ? SDVK_BACKEND_VULKAN : SDVK_BACKEND_CPU;
+        o.vocab_path = vocab;
+        o.n_threads = 2;
+        o.log = on_log;
+        o.taesd_path = with_taesd ? taesd : NULL;
+        sdvk_ctx *ctx = NULL;
+        CHECK(sdvk_create(model, &o, &ctx) == SDVK_OK, "create: %s", sdvk_last_error());
+        if (!ctx)
+            return;
+        const req *r = &k_reqs[1]; /* 5 steps of DPM++ 2M */
+        sdvk_image plain = {0}, withp = {0};
+        sdvk_gen_params p;
+        CHECK(make(ctx, r, &plain) == SDVK_OK, "picture: %s", sdvk_last_error());
+        for (int every = 1; every <= 2; every++) {
+            prev_log l;
+            memset(&l, 0, sizeof l);
+            sdvk_gen_params_default(&p);
+            p.prompt = "a red circle on a blue background";
+            p.negative_prompt = "green";
+            p.width = r->w;
+            p.height = r->h;
+            p.steps = r->steps;
+            p.cfg_scale = r->cfg;
+            p.sampler = r->sampler;
+            p.schedule = r->schedule;
+            p.seed = r->seed;
+            p.preview = on_prev;
+            p.preview_user = &l;
+            p.preview_every = every;
+            sdvk_result res;
+            sdvk_status s = sdvk_generate(ctx, &p, &res);
+            CHECK(s == SDVK_OK, "picture with previews: %s", sdvk_last_error());
+            if (s)
+                continue;
+            withp = res.images[0];
+            int want = (r->steps - 1) / every, ok = l.n == want;
+            for (int i = 0; ok && i < l.n; i++) ok = l.steps[i] == (i + 1) * every;
+            CHECK(ok, "every %d: %d previews (want %d)", every, l.n, want);
+            int ew = with_taesd ? r->w : r->w / 8, eh = with_taesd ? r->h : r->h / 8;
+            CHECK(l.w == ew && l.h == eh, "preview %dx%d, want %dx%d", l.w, l.h, ew, eh);
+            CHECK(l.n < 2 || l.changed, "every %d: the previews never change", every);
+            CHECK(plain.data && withp.width == plain.width &&
+                      !memcmp(plain.data, withp.data, (size_t)plain.width * plain.height * 3),
+                  "every %d: previews changed the picture", every);
+            printf("ok   %s previews every %d step(s): %d of %dx%d\n", with_taesd ? "TAESD" : "latent",
+                   every, l.n, l.w, l.h);
+            sdvk_result_free(&res);
+        }
+        sdvk_image_free(&plain);
+        sdvk_destroy(ctx);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: test_engine MODEL VOCAB cpu|vulkan [cancel]\n");
+        fprintf(stderr, "usage: test_engine MODEL VOCAB cpu|vulkan [cancel | preview [TAESD]]\n");
         return 2;
     }
     int vk = !strcmp(argv[3], "vulkan");
@@ -247,6 +328,8 @@ int main(int argc, char **argv) {
     }
     if (argc > 4 && !strcmp(argv[4], "cancel"))
         cancel_test(argv[1], argv[2], vk);
+    else if (argc > 4 && !strcmp(argv[4], "preview"))
+        preview_test(argv[1], argv[2], vk, argc > 5 ? argv[5] : NULL);
     else
         resident(argv[1], argv[2], vk);
     printf("%s\n", g_fails ? "FAILED" : "all passed");
