@@ -5,6 +5,7 @@
 Each case starts its own server on a free loopback port, checks what the
 issue's acceptance list asks, and stops the server with SIGTERM (exit 0
 expected: under ASan a leak would make it non-zero)."""
+import base64
 import json
 import os
 import signal
@@ -15,7 +16,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sdvk_test_server import Checker, Server, b64, png_decode, png_encode  # noqa: E402
-import base64  # noqa: E402
 
 PROMPT = "a red circle on a blue background"
 LONG = {"prompt": PROMPT, "steps": 40, "width": 256, "height": 256, "seed": 7}  # a few seconds
@@ -304,6 +304,23 @@ def case_progress(sdvk):
         c.ok(tp["completed"] and not tp["active"], "task completed afterwards")
         st, _, tp = srv.post("/internal/progress", {"id_task": "never-seen"})
         c.ok(not (tp["completed"] or tp["active"] or tp["queued"]), "unknown task")
+        # live previews (A1111's show_progress_every_n_steps): current_image is
+        # a PNG of the latent being sampled, and it changes as sampling goes on
+        st, _, _ = srv.post("/sdapi/v1/options", {"show_progress_every_n_steps": 2})
+        c.eq(st, 200, "options: previews every 2 steps")
+        t, box = in_thread(srv.post, "/sdapi/v1/txt2img", dict(LONG, steps=20))
+        images = []
+        t0 = time.time()
+        while t.is_alive() and time.time() - t0 < 120:
+            st, _, p = srv.get("/sdapi/v1/progress")
+            img = p.get("current_image")
+            if img and (not images or images[-1] != img):
+                images.append(img)
+            time.sleep(0.05)
+        t.join()
+        c.eq(box.get("r", (None,))[0], 200, "the job with previews finished")
+        pngs = [base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images]
+        c.ok(len(images) >= 2 and all(pngs), "previews seen: %d distinct PNGs" % len(images))
     finally:
         c.eq(srv.stop(), 0, "exit code after SIGTERM")
     c.finish(srv)
