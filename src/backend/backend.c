@@ -9,11 +9,10 @@
 
 sdvk_status sd_backend_create(sdvk_backend_kind kind, const sdvk_options *opt, sd_backend **out) {
     *out = NULL;
-    sdvk_options def;
-    if (!opt) {
-        sdvk_options_default(&def);
-        opt = &def;
-    }
+    /* no defaults filled in here: the NEON job links this file without the
+     * public API layer, so callers pass their sdvk_options */
+    if (!opt)
+        return sd_err(SDVK_ERR_INVALID_ARG, "sd_backend_create needs options");
     const int threads = opt->n_threads;
     if ((unsigned)opt->precision > SDVK_PRECISION_BF16)
         return sd_err(SDVK_ERR_INVALID_ARG, "unknown precision %d", (int)opt->precision);
