@@ -195,8 +195,9 @@ typedef struct sdvk_options {
     int taesd_final;
     sdvk_keep keep;
     sdvk_tiling vae_tiling;
-    /* Memory budget in MiB: host memory of the process with the CPU backend,
-     * device memory with Vulkan. 0 = what the system or device has. Planning
+    /* Memory budget in MB (10^6 bytes): host memory of the process with the
+     * CPU backend (its peak resident set), device memory with Vulkan; plans
+     * keep 5 % of it in reserve. 0 = what the system or device has. Planning
      * uses it: VAE tiling (auto), and a UNet that evaluates the CFG pair one
      * half at a time when both together would not fit. */
     int max_memory_mb;

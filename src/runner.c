@@ -73,6 +73,13 @@ static int64_t proc_kb(const char *file, const char *key) {
     return v;
 }
 
+/* The user's budget is in decimal MB (as "4000" for a 4 GB machine); plans
+ * keep 5 % of it back for what they do not see (allocator slack, the output
+ * picture, the PNG encoder), so the measured peak stays under the figure. */
+static int64_t user_budget(const sdvk_ctx *ctx) {
+    return (int64_t)ctx->opt.max_memory_mb * 1000000 / 20 * 19;
+}
+
 int64_t sd_mem_free(sdvk_ctx *ctx) {
     int64_t limit, used = 0;
     if (ctx->be->mem_total) { /* device memory: what this context holds there */
@@ -86,13 +93,12 @@ int64_t sd_mem_free(sdvk_ctx *ctx) {
             if (ctx->cache[i].g)
                 used += (int64_t)ctx->cache[i].g->arena_size;
         /* drivers keep some of the heap for themselves */
-        limit = ctx->opt.max_memory_mb ? (int64_t)ctx->opt.max_memory_mb << 20
-                                       : (int64_t)(ctx->be->mem_total / 10 * 9);
+        limit = ctx->opt.max_memory_mb ? user_budget(ctx) : (int64_t)(ctx->be->mem_total / 10 * 9);
     } else { /* host memory: the process's resident set */
         int64_t rss = proc_kb("/proc/self/status", "VmRSS"), avail = proc_kb("/proc/meminfo",
                                                                               "MemAvailable");
         used = rss > 0 ? rss << 10 : 0;
-        limit = ctx->opt.max_memory_mb ? (int64_t)ctx->opt.max_memory_mb << 20
+        limit = ctx->opt.max_memory_mb ? user_budget(ctx)
                 : avail > 0            ? used + (avail << 10)
                                        : INT64_MAX / 2;
     }
@@ -526,7 +532,7 @@ sdvk_status sd_run_sample(sdvk_ctx *ctx, const sd_sample_req *r) {
                 if (ctx->opt.max_memory_mb) {
                     sd_graph_free(g);
                     return sd_err(SDVK_ERR_OOM, "sampling at %lldx%lld (latent) needs about %lld "
-                                  "MiB; %lld MiB are free in the memory budget", (long long)w,
+                                  "MiB; %lld MiB of the memory budget are free (it keeps 5 %% in reserve)", (long long)w,
                                   (long long)h, (long long)(need >> 20),
                                   (long long)(sd_mem_free(ctx) >> 20));
                 }

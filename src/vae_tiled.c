@@ -299,7 +299,7 @@ static sdvk_status make_plan(sdvk_ctx *ctx, int decode, int64_t h, int64_t w, vp
     if (need_min == SIZE_MAX)
         need_min = 0;
     return sd_err(SDVK_ERR_OOM, "VAE %s of %lldx%lld needs about %lld MiB even in bands (%lld MiB "
-                  "free in the memory budget%s)", decode ? "decode" : "encode", (long long)w,
+                  "of the memory budget free%s)", decode ? "decode" : "encode", (long long)w,
                   (long long)h, (long long)(need_min >> 20), (long long)(free_b > 0 ? free_b >> 20 : 0),
                   ctx->opt.max_memory_mb ? "; raise max memory" : "");
 }

@@ -378,7 +378,7 @@ void cli_engine_help(FILE *f) {
           "  --taesd-preview-only       TAESD for previews only; pictures use the full VAE\n"
           "  --vae-tiling auto|on|off   VAE in bands of rows, exact (whole-picture GroupNorm\n"
           "                             statistics); auto: only when the whole VAE would not fit\n"
-          "  --max-memory MB            memory budget in MiB (host for the CPU, device for Vulkan);\n"
+          "  --max-memory MB            memory budget in MB (host for the CPU, device for Vulkan);\n"
           "                             plans VAE bands and CFG halves to fit (default: what is free)\n"
           "  --vae-tile-rows N          rows per VAE band (default: planned from the budget)\n"
           "  --validation               Vulkan validation layer on (its errors fail the run)\n"
