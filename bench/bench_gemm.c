@@ -3,7 +3,7 @@
  * shapes, same thread count) when /usr/bin/python3 has torch.
  *
  *   bench_gemm [--isa avx512|avx512bf16|avx2|scalar|neon|auto] [--threads N] [--reps R]
- *              [--no-torch] [--dtype f32|f16|bf16]
+ *              [--no-torch] [--dtype f32|f16|bf16|q8]
  *
  * Shapes are UNet's largest at 512x512 (64x64 latent, CFG batch 2). */
 #include <math.h>
@@ -16,6 +16,7 @@
 #include "backend/cpu/simd/simd.h"
 #include "core/graph.h"
 #include "core/pool.h"
+#include "core/q8.h"
 #include "core/status.h"
 
 static double clock_s(clockid_t id) {
@@ -141,6 +142,21 @@ static void runner_free(runner *r) {
     free(r->f32w), free(r->packed), free(r->raw), free(r->data), free(r->arena);
 }
 
+static uint16_t *g_scales; /* of the last q8 weight (freed with it: same block) */
+
+/* q8: int8 values followed by the scales in one block. */
+static void *weight_q8(int ndim, const int64_t *ne) {
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= ne[d];
+    float *f = malloc((size_t)n * 4);
+    for (int64_t i = 0; i < n; i++) f[i] = ((float)((i * 104729) % 2001) * 1e-3f - 1.0f) * 0.05f;
+    int8_t *q = malloc((size_t)n + (size_t)n / 16 + 64);
+    g_scales = (uint16_t *)(q + (n + 63) / 64 * 64);
+    sd_q8_quantize_tensor(f, SD_F32, ndim, ne, q, g_scales, "w");
+    free(f);
+    return q;
+}
+
 static void *weight_data(sd_dtype dt, int64_t n) {
     void *p = malloc((size_t)n * sd_dtype_size(dt));
     for (int64_t i = 0; i < n; i++) {
@@ -189,14 +205,18 @@ static sd_graph *shape_graph(const shape *s, sd_dtype dt, void **wmem) {
     if (s->kind == 0) {
         int64_t xne[2] = {s->a, s->b}, wne[2] = {s->c, s->b};
         int x = sd_graph_input(g, SD_F32, 2, xne, "x");
-        *wmem = weight_data(dt, s->c * s->b);
+        *wmem = dt == SD_Q8 ? weight_q8(2, wne) : weight_data(dt, s->c * s->b);
         int w = sd_graph_weight(g, dt, 2, wne, *wmem, "w");
+        if (dt == SD_Q8)
+            g->t[w].scale = g_scales;
         sd_graph_output(g, sd_matmul(g, x, w, -1, -1));
     } else if (s->kind == 1) {
         int64_t xne[4] = {s->a, s->b, s->b, s->c}, wne[4] = {s->d, s->c, 3, 3};
         int x = sd_graph_input(g, SD_F32, 4, xne, "x");
-        *wmem = weight_data(dt, s->d * s->c * 9);
+        *wmem = dt == SD_Q8 ? weight_q8(4, wne) : weight_data(dt, s->d * s->c * 9);
         int w = sd_graph_weight(g, dt, 4, wne, *wmem, "w");
+        if (dt == SD_Q8)
+            g->t[w].scale = g_scales;
         sd_graph_output(g, sd_conv2d(g, x, w, -1, -1, 1, 1, 1, 1, 1));
     } else {
         int64_t ne[3] = {s->a, s->b, s->c * s->d};
@@ -298,9 +318,12 @@ int main(int argc, char **argv) {
             use_torch = 0;
         else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) {
             i++;
-            dt = !strcmp(argv[i], "f16") ? SD_F16 : !strcmp(argv[i], "bf16") ? SD_BF16 : SD_F32;
+            dt = !strcmp(argv[i], "f16")    ? SD_F16
+                 : !strcmp(argv[i], "bf16") ? SD_BF16
+                 : !strcmp(argv[i], "q8")   ? SD_Q8
+                                            : SD_F32;
         } else {
-            fprintf(stderr, "usage: %s [--isa I] [--threads N] [--reps R] [--no-torch] [--dtype f32|f16|bf16]\n",
+            fprintf(stderr, "usage: %s [--isa I] [--threads N] [--reps R] [--no-torch] [--dtype f32|f16|bf16|q8]\n",
                     argv[0]);
             return 2;
         }
@@ -321,7 +344,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(k.isa, "avx512bf16")) /* VDPBF16PS peak: 2 products per fp32 lane */
         loop = sd_simd_fma_loop_avx512bf16;
 #endif
-    else if (!strcmp(k.isa, "avx2"))
+    else if (!strcmp(k.isa, "avx2") || !strcmp(k.isa, "avx2vnni"))
         loop = sd_simd_fma_loop_avx2;
 #endif
 #if defined(__aarch64__)

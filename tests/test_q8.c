@@ -256,6 +256,7 @@ static void test_engine(const char *dir) {
     float *out[3][3] = {{0}};
     int64_t n[3][3] = {{0}};
     size_t bytes[3] = {0};
+    int ref = 0; /* the reference kernels keep f32 panels: no memory check */
     const char *what[3] = {"f16 as stored", "q8 made at load", "q8 file"};
     for (int v = 0; v < 3; v++) {
         opt.weights = v == 1 ? SDVK_WEIGHTS_Q8 : SDVK_WEIGHTS_AUTO;
@@ -268,6 +269,7 @@ static void test_engine(const char *dir) {
             sdvk_stats st;
             sdvk_stats_get(ctx, &st);
             bytes[v] = st.weight_bytes;
+            ref |= strstr(sdvk_backend_name(ctx), "(ref") != NULL;
             printf("%-16s backend %s, resident weights %.2f MB\n", what[v], sdvk_backend_name(ctx),
                    st.weight_bytes / 1e6);
         }
@@ -276,9 +278,12 @@ static void test_engine(const char *dir) {
     const char *stage[3] = {"clip", "unet t981", "vae decode"};
     const char *gold[3] = {"clip_out.npy", "unet_b2_t981.npy", "vae_decode_out.npy"};
     /* q8 vs the PyTorch goldens of the f16 model: the quantisation error
-     * itself. Measured 4.2e-3, 2.1e-2, 1.3e-2 (this tiny model's blocks
-     * span only 32-64 channels; the full-size UNet shows 1.5e-2) */
-    const double tol[3] = {2e-2, 3e-2, 3e-2};
+     * itself. Measured with f32 activations (ref, scalar, NEON) 4.2e-3,
+     * 2.1e-2, 1.3e-2; with the x86 integer kernels, which quantise the
+     * activations too, 5.6e-3, 3.7e-2, 2.0e-2 (this tiny random model's
+     * blocks span only 32-64 channels; the full-size UNet shows 1.5e-2 and
+     * 2.0e-2) */
+    const double tol[3] = {2e-2, 6e-2, 4e-2};
     for (int k = 0; k < 3; k++) {
         if (!out[1][k] || !out[2][k])
             continue;
@@ -292,7 +297,6 @@ static void test_engine(const char *dir) {
     }
     /* Int8 panels + fp16 scales: ~1.06 bytes per weight vs f16's 2 (the
      * tiny model keeps many narrow f16 weights, so demand only < 0.8x). */
-    int ref = opt.cpu_isa && !strcmp(opt.cpu_isa, "ref"); /* the oracle keeps f32 panels */
     CHECK(ref || (bytes[1] && bytes[1] < 0.8 * bytes[0]), "q8 resident %zu bytes vs f16 %zu", bytes[1], bytes[0]);
     CHECK(bytes[2] == bytes[1], "q8 file resident %zu bytes vs q8 at load %zu", bytes[2], bytes[1]);
     for (int v = 0; v < 3; v++)

@@ -66,6 +66,10 @@ static sd_pool *g_pool;
 static int g_skip_prep;
 /* 1: both tables make 8-bit weights at prepare (options.weights = q8). */
 static int g_q8_mode;
+/* 1: the table under test runs 8-bit weights on integer dot products
+ * (activations quantised per 32 values: q8dot.h), so q8 cases get 1e-2 and
+ * must show that error (at least 3e-4: proof the integer path ran). */
+static int g_q8_int;
 /* Tolerance (relative L2) of packed matmul/conv: 1e-5 for the f32 kernels;
  * the bf16 kernel rounds both operands to 8 significant bits, and must
  * also show that error (g_gemm_min), proving the bf16 path really ran. */
@@ -156,7 +160,12 @@ static void compare(sd_graph *g, float *const *in, int out, const char *what) {
  * is exact f32 on every ISA. min_err applies only to depths where bf16
  * rounding must show (K >= 64). */
 static void gemm_compare(sd_graph *g, float *const *in, int out, const char *what) {
-    if (!g_skip_prep) {
+    const sd_tensor *tw = &g->t[g->n[g->nn - 1].in[1]];
+    int q8 = tw->dtype == SD_Q8 || (g_q8_mode && sd_q8_eligible(tw->ndim, tw->ne));
+    if (!g_skip_prep && q8 && g_q8_int) {
+        g_tol = 1e-2;
+        g_min = 3e-4;
+    } else if (!g_skip_prep) {
         g_tol = g_gemm_tol;
         g_min = g->t[g->n[g->nn - 1].in[1]].ne[1] * (g->t[g->n[g->nn - 1].in[1]].ndim == 4 ? 9 : 1) >= 64
                     ? g_gemm_min : 0;
@@ -429,6 +438,54 @@ static void run_all(void) {
     }
 }
 
+/* vpmaddubsw and vpdpbusd compute the same exact int32 block sums, and
+ * the rest is the same code: the avx2 and avx2vnni tables (and avx512,
+ * whose panels are 32 wide) must agree bit for bit on 8-bit weights. */
+static void test_q8_kernels_agree(void) {
+    sd_cpu_kernels t[3];
+    const char *names[3] = {"avx2", "avx2vnni", "avx512"};
+    int have[3];
+    for (int i = 0; i < 3; i++) {
+        sd_cpu_ref_kernels(&t[i]);
+        have[i] = sd_cpu_simd_select(names[i], &t[i]) == SDVK_OK;
+    }
+    if (!have[0] || (!have[1] && !have[2])) {
+        printf("skip q8 kernel agreement: needs avx2 and a VNNI or AVX-512 table\n");
+        return;
+    }
+    for (int conv = 0; conv < 2; conv++) {
+        sd_graph *g = sd_graph_new();
+        fx f = {0};
+        int64_t xne[4] = {2, 7, 9, 64}, wne4[4] = {40, 64, 3, 3}, xne2[2] = {45, 320}, wne2[2] = {70, 320};
+        int x = add_input(g, &f, conv ? 4 : 2, conv ? xne : xne2, 1.0f, "x");
+        int w = add_weight(g, &f, SD_Q8, conv ? 4 : 2, conv ? wne4 : wne2, 0.05f, "w");
+        int o = sd_graph_output(g, conv ? sd_conv2d(g, x, w, -1, -1, 1, 1, 1, 1, 1) : sd_matmul(g, x, w, -1, -1));
+        if (g->status || sd_graph_plan(g)) {
+            printf("FAIL q8 agreement graph: %s\n", sdvk_last_error());
+            g_fail++;
+        } else {
+            float *r0 = run_graph(g, &t[0], f.in, o, g_pool);
+            size_t nb = sd_tensor_nbytes(&g->t[o]);
+            for (int i = 1; i < 3; i++) {
+                if (!have[i])
+                    continue;
+                float *r = run_graph(g, &t[i], f.in, o, g_pool);
+                g_cases++;
+                if (memcmp(r0, r, nb)) {
+                    printf("FAIL q8 %s: avx2 (vpmaddubsw) and %s differ\n", conv ? "conv2d" : "matmul", names[i]);
+                    g_fail++;
+                } else {
+                    printf("q8 %s: avx2 and %s bit-identical\n", conv ? "conv2d" : "matmul", names[i]);
+                }
+                free(r);
+            }
+            free(r0);
+        }
+        fx_free(&f);
+        sd_graph_free(g);
+    }
+}
+
 /* --probe-bf16: what --precision bf16 does through the backend factory.
  * Exit 0: the CPU backend came up with the avx512bf16 kernels; 2: it was
  * refused with the documented message (no AVX-512 BF16 here); 1: anything
@@ -467,7 +524,7 @@ int main(int argc, char **argv) {
         printf("FAIL: isa 'sse9' accepted or no message\n");
         g_fail++;
     }
-    const char *isas[] = {"scalar", "avx2", "avx512", "avx512bf16", "neon", "auto"};
+    const char *isas[] = {"scalar", "avx2", "avx2vnni", "avx512", "avx512bf16", "neon", "auto"};
     int tested = 0;
     for (size_t i = 0; i < sizeof isas / sizeof *isas; i++) {
         g_isa = isas[i];
@@ -488,6 +545,7 @@ int main(int argc, char **argv) {
         }
         g_gemm_tol = is_bf16 ? 1e-2 : 1e-5;
         g_gemm_min = is_bf16 ? 1e-4 : 0;
+        g_q8_int = !strcmp(g_simd.isa, "avx2") || !strcmp(g_simd.isa, "avx2vnni") || !strcmp(g_simd.isa, "avx512");
         /* bf16 changes numerics: auto must never pick it. */
         if (!strcmp(g_isa, "auto")) {
             g_cases++;
@@ -524,6 +582,9 @@ int main(int argc, char **argv) {
         }
         tested++;
     }
+#if defined(__x86_64__)
+    test_q8_kernels_agree();
+#endif
     sd_pool_destroy(g_pool);
     printf("%d checks, %d failed, %d ISAs\n", g_cases, g_fail, tested);
     return g_fail || tested < 2 ? 1 : 0;

@@ -363,6 +363,8 @@ typedef struct {
 #define F16 SD_F16
 #define BF16 SD_BF16
 #define Q8 SD_Q8
+/* a negative base: an absolute tolerance, not scaled by tol_scale */
+#define Q8TOL (-1e-2)
 
 static const case_def k_cases[] = {
     {SD_OP_MATMUL, b_matmul, {0, 7, 13, 5, 0, 0, F32}, 1e-5},
@@ -373,11 +375,13 @@ static const case_def k_cases[] = {
     {SD_OP_MATMUL, b_matmul, {2, 64, 96, 200, 0, 1, F16}, 1e-5},
     {SD_OP_MATMUL, b_matmul, {1, 5, 1024, 33, 1, 0, F32}, 1e-5},
     {SD_OP_MATMUL, b_matmul, {0, 67, 1280, 131, 1, 1, F16}, 1e-5},
-    /* 8-bit weights (src/core/q8.h): every backend computes with their
-     * exact dequantised values, so the fp32 tolerance holds */
-    {SD_OP_MATMUL, b_matmul, {0, 130, 320, 77, 1, 1, Q8}, 1e-5},
-    {SD_OP_MATMUL, b_matmul, {2, 33, 96, 200, 0, 1, Q8}, 1e-5},
-    {SD_OP_MATMUL, b_matmul, {0, 67, 1280, 131, 1, 0, Q8}, 1e-5},
+    /* 8-bit weights (src/core/q8.h), tolerance 1e-2 whatever the backend's
+     * storage (Q8TOL): the reference computes with the exact dequantised
+     * weights; x86 CPU kernels also quantise activations per 32 values
+     * (measured 1.3e-3 .. 3e-3), Vulkan f16 storage rounds (3e-4) */
+    {SD_OP_MATMUL, b_matmul, {0, 130, 320, 77, 1, 1, Q8}, Q8TOL},
+    {SD_OP_MATMUL, b_matmul, {2, 33, 96, 200, 0, 1, Q8}, Q8TOL},
+    {SD_OP_MATMUL, b_matmul, {0, 67, 1280, 131, 1, 0, Q8}, Q8TOL},
     {SD_OP_CONV2D, b_conv, {1, 9, 11, 5, 7, 3, 3, 1, 1, 1, 1, 1, 1, 0, F32}, 1e-5},
     {SD_OP_CONV2D, b_conv, {2, 8, 8, 16, 32, 3, 3, 2, 0, 0, 1, 1, 1, 0, F32}, 1e-5},
     {SD_OP_CONV2D, b_conv, {1, 9, 7, 6, 10, 3, 3, 2, 1, 1, 1, 1, 0, 0, F16}, 1e-5},
@@ -385,9 +389,9 @@ static const case_def k_cases[] = {
     {SD_OP_CONV2D, b_conv, {1, 6, 6, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, BF16}, 1e-5},
     {SD_OP_CONV2D, b_conv, {1, 16, 16, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 0, F16}, 1e-5},
     {SD_OP_CONV2D, b_conv, {1, 7, 9, 3, 13, 3, 3, 1, 1, 1, 1, 1, 1, 0, F32}, 1e-5},
-    {SD_OP_CONV2D, b_conv, {1, 16, 16, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, Q8}, 1e-5},
-    {SD_OP_CONV2D, b_conv, {2, 9, 7, 32, 40, 3, 3, 2, 0, 0, 1, 1, 1, 0, Q8}, 1e-5},
-    {SD_OP_CONV2D, b_conv, {2, 5, 6, 96, 40, 1, 1, 1, 0, 0, 0, 0, 1, 1, Q8}, 1e-5},
+    {SD_OP_CONV2D, b_conv, {1, 16, 16, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, Q8}, Q8TOL},
+    {SD_OP_CONV2D, b_conv, {2, 9, 7, 32, 40, 3, 3, 2, 0, 0, 1, 1, 1, 0, Q8}, Q8TOL},
+    {SD_OP_CONV2D, b_conv, {2, 5, 6, 96, 40, 1, 1, 1, 0, 0, 0, 0, 1, 1, Q8}, Q8TOL},
     {SD_OP_GROUP_NORM, b_group_norm, {4, 2, 6, 5, 32, 8, 0, F32}, 1e-5},
     {SD_OP_GROUP_NORM, b_group_norm, {4, 2, 6, 5, 32, 8, 1, F32}, 1e-5},
     {SD_OP_GROUP_NORM, b_group_norm, {4, 1, 3, 4, 96, 32, 1, F16}, 1e-5},
@@ -500,7 +504,7 @@ sdvk_status sd_conformance_run(sd_backend *test, sd_backend *ref, double tol_sca
         c.rng = 0x9E3779B97F4A7C15ull ^ ((uint64_t)(ci + 1) * 0xD1B54A32D192ED03ull);
         c.n_steps = 1;
         const char *opname = cd->op == SD_OP_COUNT ? "chain" : sd_op_name(cd->op);
-        double tol = cd->base_tol * tol_scale, err = NAN;
+        double tol = cd->base_tol < 0 ? -cd->base_tol : cd->base_tol * tol_scale, err = NAN;
         char msg[640] = "";
         sd_graph *g = sd_graph_new();
         if (!g) {

@@ -37,6 +37,7 @@ simd_pw *sd_simd_pw_alloc(int64_t n, int64_t k, int nr, sd_dtype dt, const void 
     pw->bias = bias ? (float *)(blk + head) : NULL;
     pw->panels = blk + head + bbytes;
     pw->scales = NULL;
+    pw->q8ukr = NULL;
     pw->bytes = total;
     if (bias)
         sd_to_f32(pw->bias, bias, bdt, (size_t)n);
@@ -78,7 +79,7 @@ simd_pw *sd_simd_pack_weights(const void *w, sd_dtype dt, int64_t n, int64_t k, 
 }
 
 simd_pw *sd_simd_pack_q8(const sd_tensor *tw, const void *w, int64_t n, int64_t k, const int64_t *koff,
-                         const void *bias, sd_dtype bdt, int nr) {
+                         const void *bias, sd_dtype bdt, int nr, sd_q8_ukr_fn ukr) {
     sd_dtype dt = tw->dtype;
     if (!sd_q8_eligible(tw->ndim, tw->ne) || k % SD_Q8_BLOCK ||
         (dt != SD_Q8 && dt != SD_F32 && dt != SD_F16 && dt != SD_BF16) || (dt == SD_Q8 && !tw->scale))
@@ -97,16 +98,18 @@ simd_pw *sd_simd_pack_q8(const sd_tensor *tw, const void *w, int64_t n, int64_t 
     }
     int8_t *pq = pw->panels;
     pw->scales = (uint16_t *)(pq + qbytes);
+    pw->q8ukr = ukr;
     /* Stored blocks run along dim 1 (inner = the dims after it): element e
      * of a row has scale (e / inner / 32) * inner + e % inner. */
     int64_t inner = 1;
     for (int d = 2; d < tw->ndim; d++) inner *= tw->ne[d];
     for (int64_t r = 0; r < npan * nr; r++) {
         int64_t p = r / nr, c = r % nr;
-        int8_t *dq = pq + (size_t)p * (size_t)k * (size_t)nr + c;
+        int8_t *dq = pq + (size_t)p * (size_t)k * (size_t)nr + (ukr ? 4 * c : c);
         uint16_t *ds = pw->scales + (size_t)p * (size_t)nb * (size_t)nr + c;
+#define QAT(kk) dq[ukr ? ((kk) / 4 * nr * 4 + (kk) % 4) : (kk) * nr]
         if (r >= n) {
-            for (int64_t kk = 0; kk < k; kk++) dq[kk * nr] = 0;
+            for (int64_t kk = 0; kk < k; kk++) QAT(kk) = 0;
             for (int64_t b = 0; b < nb; b++) ds[b * nr] = 0;
             continue;
         }
@@ -114,7 +117,7 @@ simd_pw *sd_simd_pack_q8(const sd_tensor *tw, const void *w, int64_t n, int64_t 
         if (dt == SD_Q8) {
             const int8_t *qs = (const int8_t *)src;
             const uint16_t *ss = (const uint16_t *)tw->scale + r * (k / SD_Q8_BLOCK);
-            for (int64_t kk = 0; kk < k; kk++) dq[kk * nr] = qs[koff ? koff[kk] : kk];
+            for (int64_t kk = 0; kk < k; kk++) QAT(kk) = qs[koff ? koff[kk] : kk];
             for (int64_t b = 0; b < nb; b++) {
                 int64_t e = koff ? koff[b * SD_Q8_BLOCK] : b * SD_Q8_BLOCK;
                 ds[b * nr] = ss[e / inner / SD_Q8_BLOCK * inner + e % inner];
@@ -131,10 +134,11 @@ simd_pw *sd_simd_pack_q8(const sd_tensor *tw, const void *w, int64_t n, int64_t 
                 for (int64_t kk = 0; kk < k; kk++) memcpy(&row[kk], src + 4 * (size_t)koff[kk], 4);
             }
             sd_q8_quantize_row(row, k, qrow, srow);
-            for (int64_t kk = 0; kk < k; kk++) dq[kk * nr] = qrow[kk];
+            for (int64_t kk = 0; kk < k; kk++) QAT(kk) = qrow[kk];
             for (int64_t b = 0; b < nb; b++) ds[b * nr] = srow[b];
         }
     }
+#undef QAT
     free(row), free(raw), free(qrow), free(srow);
     return pw;
 }
@@ -223,6 +227,8 @@ void sd_simd_gemm_unpacked(const sd_cpu_ctx *c) {
 
 typedef struct simd_cpu {
     int avx2, avx512, avx512bf16, neon;
+    int avx512vnni; /* AVX512-VNNI + VL with the OS saving AVX-512 state: vpdpbusd ymm (EVEX) */
+    int avxvnni;    /* AVX-VNNI: vpdpbusd ymm (VEX) */
 } simd_cpu;
 
 static simd_cpu detect(void) {
@@ -246,9 +252,11 @@ static simd_cpu detect(void) {
         vl = (b >> 31) & 1;
     f.avx2 = ymm_os && avx2 && fma && f16c;
     f.avx512 = f.avx2 && zmm_os && f512 && dq && bw && vl;
-    if (f.avx512 && a >= 1) { /* leaf 7 subleaf 0 EAX = last subleaf */
+    f.avx512vnni = f.avx2 && zmm_os && f512 && vl && ((c >> 11) & 1);
+    if (f.avx2 && a >= 1) { /* leaf 7 subleaf 0 EAX = last subleaf */
         __cpuid_count(7, 1, a, b, c, d);
-        f.avx512bf16 = (a >> 5) & 1;
+        f.avx512bf16 = f.avx512 && ((a >> 5) & 1);
+        f.avxvnni = (a >> 4) & 1;
     }
 #endif
 #if defined(__aarch64__)
@@ -257,17 +265,38 @@ static simd_cpu detect(void) {
     return f;
 }
 
+sd_q8_ukr_fn sd_simd_q8_vnni_ukr(void) {
+#ifdef SIMD_X86
+    simd_cpu f = detect();
+    if (f.avx512vnni)
+        return sd_q8_ukr_avx512vnni;
+#ifdef SDVK_HAVE_AVXVNNI
+    if (f.avxvnni)
+        return sd_q8_ukr_avxvnni;
+#endif
+#endif
+    return NULL;
+}
+
 int sd_cpu_simd_select(const char *isa, sd_cpu_kernels *k) {
     if (!isa || !*isa)
         isa = "auto";
     simd_cpu f = detect();
     const char *pick = NULL;
+    int vnni = f.avx512vnni || f.avxvnni;
+#if defined(SIMD_X86) && !defined(SDVK_HAVE_AVXVNNI)
+    vnni = f.avx512vnni; /* this compiler could not build the VEX kernel */
+#endif
     if (!strcmp(isa, "auto")) {
-        pick = f.avx512 ? "avx512" : f.avx2 ? "avx2" : f.neon ? "neon" : "scalar";
+        pick = f.avx512 ? "avx512" : f.avx2 && vnni ? "avx2vnni" : f.avx2 ? "avx2" : f.neon ? "neon" : "scalar";
     } else if (!strcmp(isa, "scalar")) {
         pick = "scalar";
-    } else if (!strcmp(isa, "avx2") || !strcmp(isa, "avx512") || !strcmp(isa, "neon")) {
-        int have = !strcmp(isa, "avx2") ? f.avx2 : !strcmp(isa, "avx512") ? f.avx512 : f.neon;
+    } else if (!strcmp(isa, "avx2") || !strcmp(isa, "avx2vnni") || !strcmp(isa, "avx512") ||
+               !strcmp(isa, "neon")) {
+        int have = !strcmp(isa, "avx2")       ? f.avx2
+                   : !strcmp(isa, "avx2vnni") ? f.avx2 && vnni
+                   : !strcmp(isa, "avx512")   ? f.avx512
+                                              : f.neon;
         if (!have) {
             return sd_err(SDVK_ERR_UNSUPPORTED, "cpu isa '%s': this CPU (or this build) does not support it",
                           isa);
@@ -287,13 +316,16 @@ int sd_cpu_simd_select(const char *isa, sd_cpu_kernels *k) {
 #endif
     } else {
         return sd_err(SDVK_ERR_INVALID_ARG,
-                      "cpu isa '%s': unknown (expected auto, ref, scalar, avx2, avx512, avx512bf16, neon)", isa);
+                      "cpu isa '%s': unknown (expected auto, ref, scalar, avx2, avx2vnni, avx512, avx512bf16, "
+                      "neon)", isa);
     }
     if (!strcmp(pick, "scalar"))
         sd_simd_install_scalar(k);
 #ifdef SIMD_X86
     else if (!strcmp(pick, "avx2"))
         sd_simd_install_avx2(k);
+    else if (!strcmp(pick, "avx2vnni"))
+        sd_simd_install_avx2vnni(k);
     else if (!strcmp(pick, "avx512"))
         sd_simd_install_avx512(k);
 #ifdef SDVK_HAVE_AVX512BF16
@@ -307,7 +339,7 @@ int sd_cpu_simd_select(const char *isa, sd_cpu_kernels *k) {
 #endif
     snprintf(k->isa, sizeof k->isa, "%s", pick);
     sd_log_verbose("cpu: %s kernels for matmul, conv2d, attention, group_norm, layer_norm "
-                   "(cpu has avx2=%d avx512=%d avx512bf16=%d neon=%d; asked '%s')",
-                   pick, f.avx2, f.avx512, f.avx512bf16, f.neon, isa);
+                   "(cpu has avx2=%d avx512=%d avx512bf16=%d avx512vnni=%d avxvnni=%d neon=%d; asked '%s')",
+                   pick, f.avx2, f.avx512, f.avx512bf16, f.avx512vnni, f.avxvnni, f.neon, isa);
     return SDVK_OK;
 }

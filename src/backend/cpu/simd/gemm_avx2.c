@@ -10,6 +10,9 @@
 #define NR 16
 #define KC 320
 #define MC 144
+/* 8-bit weights on integer dot products: vpmaddubsw here; the avx2vnni
+ * table (sd_simd_install_avx2vnni) runs them on vpdpbusd */
+#define Q8_DOT_X86 1
 
 static inline __m256i tail_mask(int n) { /* lanes < n set */
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));

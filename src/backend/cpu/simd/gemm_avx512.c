@@ -16,6 +16,10 @@
 #ifndef MC
 #define MC 168
 #endif
+/* 8-bit weights on integer dot products: vpdpbusd where the CPU has
+ * AVX512-VNNI, else vpmaddubsw (ymm kernels on 16-column panel slices) */
+#define Q8_DOT_X86 1
+#define Q8_PREFER_VNNI 1
 
 static inline __attribute__((always_inline)) void ukr(int64_t kc, const float *a, int64_t as, int64_t ai,
                                                       const float *b, float *c, int64_t ldc, int mr,

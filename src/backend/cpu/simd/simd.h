@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../cpu.h"
+#include "q8dot.h"
 
 /* The hook the CPU backend calls (a weak fallback lives in simd_none.c)
  * with k filled with the reference kernels: installs the kernels of isa
@@ -34,6 +35,10 @@ typedef struct simd_pw {
      * b = kk / 32, column c the fp16 scale scales[(p * k / 32 + b) * nr + c]
      * (k is a multiple of 32); NULL for other dtypes. */
     uint16_t *scales;
+    /* q8 products: NULL = weights widened to f32 per k-block (the panels
+     * as above, "k-major"); else the integer micro-kernel that runs them,
+     * panels in q8dot.h's "dot" layout */
+    sd_q8_ukr_fn q8ukr;
     size_t bytes;  /* the whole allocation */
 } simd_pw;
 
@@ -48,12 +53,13 @@ simd_pw *sd_simd_pw_alloc(int64_t n, int64_t k, int nr, sd_dtype dt, const void 
 simd_pw *sd_simd_pack_weights(const void *w, sd_dtype dt, int64_t n, int64_t k, const int64_t *koff,
                               const void *bias, sd_dtype bdt, int nr);
 
-/* q8 panels (dtype SD_Q8) from weight tw's data w (F32/F16/BF16: quantised
+/* q8 panels (dtype SD_Q8; ukr NULL: k-major, else the "dot" layout of
+ * q8dot.h for that micro-kernel) from weight tw's data w (F32/F16/BF16: quantised
  * here, in GEMM depth order, exactly as sd_q8_quantize_tensor would; SD_Q8:
  * the stored values and scales as they are). n rows of k depth, koff as
  * above. NULL when out of memory or tw is not q8-eligible. */
 simd_pw *sd_simd_pack_q8(const sd_tensor *tw, const void *w, int64_t n, int64_t k, const int64_t *koff,
-                         const void *bias, sd_dtype bdt, int nr);
+                         const void *bias, sd_dtype bdt, int nr, sd_q8_ukr_fn ukr);
 
 /* Matmul/conv without a packed weight (the prep allocation failed, or the
  * weight is an activation): correct, unblocked, threaded over rows. */
@@ -80,6 +86,8 @@ SIMD_DECLARE_ISA(scalar)
 #if defined(__x86_64__) || defined(__i386__)
 SIMD_DECLARE_ISA(avx2)
 SIMD_DECLARE_ISA(avx512)
+/* The AVX2 table with 8-bit products on vpdpbusd (AVX-VNNI or AVX512-VNNI). */
+void sd_simd_install_avx2vnni(sd_cpu_kernels *k);
 #ifdef SDVK_HAVE_AVX512BF16
 /* AVX-512 BF16 (gemm_avx512bf16.c): the avx512 table with a VDPBF16PS
  * matmul/conv; never chosen by "auto". Its panels hold bf16 depth pairs
