@@ -462,6 +462,12 @@ int sd_conformance_case_count(void) {
     return n;
 }
 
+int sd_conformance_case_count_abs_tol(void) {
+    int n = 0;
+    for (int i = 0; i < N_CASES; i++) n += selected(&k_cases[i]) && k_cases[i].base_tol < 0;
+    return n;
+}
+
 /* Runs the built graph on one backend; out gets the output tensor. */
 static sdvk_status run_on(sd_backend *be, const sd_graph *g, const conf_case *c, int out_id,
                           void *out, size_t nbytes) {

@@ -32,5 +32,7 @@ sdvk_status sd_conformance_run(sd_backend *test, sd_backend *ref, double tol_sca
 
 /* Number of cases sd_conformance_run would run (after the env filter). */
 int sd_conformance_case_count(void);
+/* How many of those have an absolute tolerance (8-bit weights: 1e-2). */
+int sd_conformance_case_count_abs_tol(void);
 
 #endif
