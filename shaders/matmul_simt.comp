@@ -32,10 +32,13 @@ layout(std430, binding = 2) buffer W4 { vec4 win4[]; };
 
 const uint QPR = BK / 4;            // quads (4 k) per tile row
 const uint NQ = BM * BK / 4 / 256;  // quads per thread per operand (BM == BN)
-// k-major, rows of BM / 4 + 1 vec4: compute reads are whole vec4s, and the
-// pad spreads the transposing stores over banks
-shared vec4 As[2][BK][BM / 4 + 1];
-shared vec4 Bs[2][BK][BN / 4 + 1];
+// k-major rows of BM / 4 vec4: compute reads are whole vec4s. The 4 threads
+// storing one tile row (k = kq..kq+3, kq = 0, 4, 8, 12) would hit one bank;
+// the vec4 column is XOR-swizzled by k / 4 so they do not (no padding: BK 16
+// fits 32 KiB, e.g. lavapipe's limit).
+shared vec4 As[2][BK][BM / 4];
+shared vec4 Bs[2][BK][BN / 4];
+uint sw(uint k) { return (k >> 2) & 3u; }
 
 int cb[NQ], cy[NQ], cx[NQ]; // conv: decoded output pixel of each loaded row
 uint wr[NQ];                 // weight row of each loaded B row
@@ -102,8 +105,8 @@ void main() {
     [[unroll]] for (uint i = 0; i < NQ; i++) {
         uint row = (lid + 256 * i) / QPR;
         [[unroll]] for (uint j = 0; j < 4; j++) {
-            As[0][kq + j][row / 4][row % 4] = ra[i][j];
-            Bs[0][kq + j][row / 4][row % 4] = rw[i][j];
+            As[0][kq + j][(row / 4) ^ sw(kq)][row % 4] = ra[i][j];
+            Bs[0][kq + j][(row / 4) ^ sw(kq)][row % 4] = rw[i][j];
         }
     }
     barrier();
@@ -118,8 +121,9 @@ void main() {
             }
         }
         [[unroll]] for (uint kk = 0; kk < BK; kk++) {
-            vec4 a0 = As[cur][kk][ty], a1 = As[cur][kk][BM / 8 + ty];
-            vec4 b0 = Bs[cur][kk][tx], b1 = Bs[cur][kk][BN / 8 + tx];
+            uint z = sw(kk);
+            vec4 a0 = As[cur][kk][ty ^ z], a1 = As[cur][kk][(BM / 8 + ty) ^ z];
+            vec4 b0 = Bs[cur][kk][tx ^ z], b1 = Bs[cur][kk][(BN / 8 + tx) ^ z];
             [[unroll]] for (uint i = 0; i < 4; i++) {
                 acc[i][0] += a0[i] * b0;
                 acc[i][1] += a0[i] * b1;
@@ -131,8 +135,8 @@ void main() {
             [[unroll]] for (uint i = 0; i < NQ; i++) {
                 uint row = (lid + 256 * i) / QPR;
                 [[unroll]] for (uint j = 0; j < 4; j++) {
-                    As[cur ^ 1u][kq + j][row / 4][row % 4] = ra[i][j];
-                    Bs[cur ^ 1u][kq + j][row / 4][row % 4] = rw[i][j];
+                    As[cur ^ 1u][kq + j][(row / 4) ^ sw(kq)][row % 4] = ra[i][j];
+                    Bs[cur ^ 1u][kq + j][(row / 4) ^ sw(kq)][row % 4] = rw[i][j];
                 }
             }
         }

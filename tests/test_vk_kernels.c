@@ -132,18 +132,20 @@ int main(void) {
     expect("16 KiB shared: coop 64x64 tile only", &c, NULL, 2, SD_VK_MM_CM_KHR64, SD_VK_MM_CM_KHR64, 16, 16, 16,
            128, NULL);
     c.f16 = 0;
-    expect("16 KiB shared, fp32: SIMT 64", &c, NULL, 0, SD_VK_MM_SIMT64, SD_VK_MM_SIMT64, 0, 0, 0, 256, NULL);
-    c.shared_bytes = 20000;
-    expect("~20 KiB shared, fp32: SIMT 128 with BK 8", &c, NULL, 0, SD_VK_MM_SIMT128K8, SD_VK_MM_SIMT64, 0, 0, 0,
+    expect("16 KiB shared, fp32: SIMT 128 with BK 8", &c, NULL, 0, SD_VK_MM_SIMT128K8, SD_VK_MM_SIMT64, 0, 0, 0,
            256, NULL);
-    /* lavapipe: a CPU, no cooperative matrix, 32 KiB: the 128 tile, BK 8, everywhere */
+    c.shared_bytes = 12288; /* below Vulkan's minimum: only the 64 tile fits */
+    expect("12 KiB shared, fp32: SIMT 64", &c, NULL, 0, SD_VK_MM_SIMT64, SD_VK_MM_SIMT64, 0, 0, 0, 256, NULL);
+    /* lavapipe: a CPU, no cooperative matrix, 32 KiB: the 128 tile everywhere */
     memset(&c, 0, sizeof c);
     c.f16 = 1, c.shader_f16 = 1, c.cpu = 1, c.shared_bytes = 32768, c.max_invocations = 1024, c.subgroup = 8;
     c.built = NO_KHR;
-    expect("lavapipe: SIMT 128x128x8 for every size", &c, NULL, 0, SD_VK_MM_SIMT128K8, SD_VK_MM_SIMT128K8, 0, 0,
+    expect("lavapipe: SIMT 128x128x16 for every size", &c, NULL, 0, SD_VK_MM_SIMT128, SD_VK_MM_SIMT128, 0, 0,
            0, 256, "no cooperative matrix extension");
-    expect("lavapipe, SDVK_VK_KERNELS=coopmat: ignored", &c, "coopmat", 0, SD_VK_MM_SIMT128K8,
-           SD_VK_MM_SIMT128K8, 0, 0, 0, 256, "ignored");
+    expect("lavapipe, SDVK_VK_KERNELS=coopmat: ignored", &c, "coopmat", 0, SD_VK_MM_SIMT128,
+           SD_VK_MM_SIMT128, 0, 0, 0, 256, "ignored");
+    expect("lavapipe, SDVK_VK_KERNELS=simt128k8", &c, "simt128k8", 0, SD_VK_MM_SIMT128K8, SD_VK_MM_SIMT128K8, 0,
+           0, 0, 256, NULL);
     c.max_invocations = 128;
     expect("128 invocations at most: SIMT 64 cannot run either", &c, NULL, 0, SD_VK_MM_SIMT64, SD_VK_MM_SIMT64,
            0, 0, 0, 0, NULL);

@@ -39,8 +39,8 @@ static uint32_t shared_bytes(int v, uint32_t fm, uint32_t fn) {
     if (!is_coop(v)) {
         if (k->bm == 64) /* matmul.comp: As[BK][64], Bs[BK][64] floats */
             return (k->bm + k->bn) * k->bk * 4;
-        /* matmul_simt.comp: two stages of A and B, rows of BM + 4 floats */
-        return 2 * k->bk * ((k->bm + 4) + (k->bn + 4)) * 4;
+        /* matmul_simt.comp: two stages of A and B (swizzled, no padding) */
+        return 2 * k->bk * (k->bm + k->bn) * 4;
     }
     /* matmul_coop.comp: A and B tiles in fp16 with rows padded by 8, or
      * (after the k loop, the same memory) 2 fp32 fragments per subgroup */
@@ -154,7 +154,8 @@ void sd_vk_plan_matmul(const sd_vk_caps *c, const char *force, sd_vk_mm_plan *p)
         p->big = b128;
     if (!force)
         force = "";
-    int want_simt = !strcmp(force, "simt128") || !strcmp(force, "simt64") || !strcmp(force, "simt");
+    int want_simt = !strcmp(force, "simt128") || !strcmp(force, "simt128k8") || !strcmp(force, "simt64") ||
+                    !strcmp(force, "simt");
     int forced_ok = !*force || want_simt || !strcmp(force, "coopmat") ||
                     !strcmp(force, "coopmat_nv") || !strcmp(force, "coopmat_khr");
     int got = 0;
@@ -176,14 +177,16 @@ void sd_vk_plan_matmul(const sd_vk_caps *c, const char *force, sd_vk_mm_plan *p)
             p->big = SD_VK_MM_SIMT64;
         else if (!strcmp(force, "simt128") && b128 >= 0)
             p->small = b128; /* every size on the big tile: tests cover its edges */
+        else if (!strcmp(force, "simt128k8") && sd_vk_variant_fits(c, SD_VK_MM_SIMT128K8, 0, 0, 0))
+            p->big = p->small = SD_VK_MM_SIMT128K8;
     }
     /* A CPU device (lavapipe) runs a few workgroups per core anyway: the
      * big tile wins at every size there (4-7x over the 64 tile, measured) */
     if (c->cpu && !p->coop && p->big != SD_VK_MM_SIMT64)
         p->small = p->big;
     if (!forced_ok)
-        snprintf(p->why, sizeof p->why, "SDVK_VK_KERNELS=%s is not simt64, simt128, coopmat, "
-                 "coopmat_nv or coopmat_khr; ignored", force);
+        snprintf(p->why, sizeof p->why, "SDVK_VK_KERNELS=%s is not simt64, simt128, simt128k8, "
+                 "coopmat, coopmat_nv or coopmat_khr; ignored", force);
     p->threads_big = sd_vk_variant_threads(p->big, c->subgroup);
     p->threads_small = sd_vk_variant_threads(p->small, c->subgroup);
 }

@@ -72,7 +72,7 @@ typedef struct sd_vk_mm_plan {
 } sd_vk_mm_plan;
 
 /* Chooses the plan. `force` (NULL or "": automatic) is SDVK_VK_KERNELS:
- * "simt64", "simt128", "coopmat" (whichever extension), "coopmat_nv",
+ * "simt64", "simt128", "simt128k8", "coopmat" (whichever extension), "coopmat_nv",
  * "coopmat_khr"; a forced family the device or build cannot run falls back
  * to the automatic choice and says so in why. */
 void sd_vk_plan_matmul(const sd_vk_caps *c, const char *force, sd_vk_mm_plan *p);
