@@ -2,7 +2,8 @@
 // MATMUL and CONV2D (see matmul_common.glsl) on the GPU's matrix units
 // through cooperative matrices: GL_NV_cooperative_matrix (COOPMAT_NV=1) or
 // GL_KHR_cooperative_matrix (COOPMAT_KHR=1), variants CM_* of
-// vk_kernels.def. fp16 operands (F16 storage only), fp32 accumulation.
+// vk_kernels.def; COOPMAT_EMU=1 is a plain-GLSL test double of the matrix
+// operations (below). fp16 operands (F16 storage only), fp32 accumulation.
 //
 // A workgroup of WG subgroups computes a BM x BN tile; the subgroups form
 // 2 rows x WG/2 columns, each owning a (BM/2) x (BN/(WG/2)) block of
@@ -18,26 +19,53 @@
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_basic : require
+#if COOPMAT_KHR
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
-#if COOPMAT_KHR
 #extension GL_KHR_cooperative_matrix : require
 #define MAT_A coopmat<float16_t, gl_ScopeSubgroup, FM, FK, gl_MatrixUseA>
 #define MAT_B coopmat<float16_t, gl_ScopeSubgroup, FK, FN, gl_MatrixUseB>
 #define MAT_C coopmat<float, gl_ScopeSubgroup, FM, FN, gl_MatrixUseAccumulator>
+#define CM_ZERO MAT_C(0.0)
 #define CM_LOAD_ROW(m, a, off, st) coopMatLoad(m, a, off, st, gl_CooperativeMatrixLayoutRowMajor)
 #define CM_LOAD_COL(m, a, off, st) coopMatLoad(m, a, off, st, gl_CooperativeMatrixLayoutColumnMajor)
 #define CM_STORE_ROW(m, a, off, st) coopMatStore(m, a, off, st, gl_CooperativeMatrixLayoutRowMajor)
 #define CM_MAD(a, b, c) coopMatMulAdd(a, b, c)
-#else
+#elif COOPMAT_NV
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_NV_cooperative_matrix : require
 #define MAT_A fcoopmatNV<16, gl_ScopeSubgroup, FM, FK>
 #define MAT_B fcoopmatNV<16, gl_ScopeSubgroup, FK, FN>
 #define MAT_C fcoopmatNV<32, gl_ScopeSubgroup, FM, FN>
+#define CM_ZERO MAT_C(0.0)
 #define CM_LOAD_ROW(m, a, off, st) coopMatLoadNV(m, a, off, st, false)
 #define CM_LOAD_COL(m, a, off, st) coopMatLoadNV(m, a, off, st, true)
 #define CM_STORE_ROW(m, a, off, st) coopMatStoreNV(m, a, off, st, false)
 #define CM_MAD(a, b, c) coopMatMulAddNV(a, b, c)
+#elif COOPMAT_EMU
+// Test double of the cooperative-matrix operations in plain GLSL, so that
+// lavapipe runs everything else of this kernel (tiling, shared layouts,
+// offsets and strides, conv gather, epilogue): an A / B "fragment" is its
+// (offset, stride) in the shared uvec4 array, read the way the extensions
+// define loads (element (i, j) at offset + i * stride + j row-major, or
+// + j * stride + i column-major, in units of the array's element; 8 fp16
+// per uvec4); an accumulator's FM x FN elements are spread over the
+// subgroup's lanes (element e on lane e % subgroup size). Only chosen when
+// forced (SDVK_VK_KERNELS=coopmat_emu); needs subgroups of 8 or more.
+struct EmuAB { uint off, st; };
+const uint EMU_MAX = 32; // FM * FN / subgroup size at most (256 / 8)
+struct EmuC { float v[EMU_MAX]; };
+#define MAT_A EmuAB
+#define MAT_B EmuAB
+#define MAT_C EmuC
+#define CM_ZERO emu_zero()
+#define CM_LOAD_ROW(m, a, off, st) m = EmuAB(off, st)
+#define CM_LOAD_COL(m, a, off, st) m = EmuAB(off, st)
+#define CM_STORE_ROW(m, a, off, st) emu_store(m, off, st)
+#define CM_MAD(a, b, c) emu_mad(a, b, c)
+#else
+#error define COOPMAT_NV, COOPMAT_KHR or COOPMAT_EMU
 #endif
 #if !F16
 #error matmul_coop.comp takes fp16 storage only
@@ -75,10 +103,47 @@ int cb[NQA], cy[NQA], cx[NQA];
 uint wr[NQB];
 bool wok[NQB];
 
-uvec4 pack8(float16_t h[8]) {
-    return uvec4(packFloat2x16(f16vec2(h[0], h[1])), packFloat2x16(f16vec2(h[2], h[3])),
-                 packFloat2x16(f16vec2(h[4], h[5])), packFloat2x16(f16vec2(h[6], h[7])));
+// 8 values, exact in fp16 (they were loaded from fp16 storage), as 8 halves
+uvec4 pack8(float h[8]) {
+    return uvec4(packHalf2x16(vec2(h[0], h[1])), packHalf2x16(vec2(h[2], h[3])),
+                 packHalf2x16(vec2(h[4], h[5])), packHalf2x16(vec2(h[6], h[7])));
 }
+
+#if COOPMAT_EMU
+float sh_half(uint h) { return unpackHalf2x16(sh[h >> 3][(h >> 1) & 3u])[h & 1u]; }
+EmuC emu_zero() {
+    EmuC c;
+    [[unroll]] for (uint t = 0; t < EMU_MAX; t++) c.v[t] = 0.0;
+    return c;
+}
+// c += a (FM x FK, row-major) . b (FK x FN, column-major). lavapipe stops an
+// invocation after 65535 loop iterations in all, so 4 elements and all of
+// k per iteration; and no more unrolling than that (compile size).
+EmuC emu_mad(EmuAB a, EmuAB b, EmuC c) {
+    [[dont_unroll]] for (uint t = 0; t < EMU_MAX; t += 4) {
+        if (gl_SubgroupInvocationID + gl_SubgroupSize * t >= FM * FN) break;
+        [[unroll]] for (uint u = 0; u < 4; u++) {
+            uint e = gl_SubgroupInvocationID + gl_SubgroupSize * (t + u);
+            if (e >= FM * FN) continue;
+            uint r = e / FN, col = e % FN;
+            float s = 0.0;
+            [[unroll]] for (uint k = 0; k < FK; k++)
+                s += sh_half(a.off * 8 + r * a.st * 8 + k) * sh_half(b.off * 8 + col * b.st * 8 + k);
+            c.v[t + u] += s;
+        }
+    }
+    return c;
+}
+// row-major fp32 store into the uvec4 array (offset, stride in uvec4)
+void emu_store(EmuC c, uint off, uint st) {
+    for (uint t = 0; t < EMU_MAX; t++) {
+        uint e = gl_SubgroupInvocationID + gl_SubgroupSize * t;
+        if (e >= FM * FN) break;
+        uint f = off * 4 + (e / FN) * st * 4 + e % FN;
+        sh[f >> 2][f & 3u] = floatBitsToUint(c.v[t]);
+    }
+}
+#endif
 
 uvec4 load_a(uint i, uint m, uint k) {
     if (m >= p.M) return uvec4(0);
@@ -88,15 +153,15 @@ uvec4 load_a(uint i, uint m, uint k) {
         int s = conv_src(cb[i], cy[i], cx[i], k);
         return s < 0 ? uvec4(0) : xin8[(p.ox + uint(s)) / 8];
     }
-    float16_t h[8];
+    float h[8];
     [[unroll]] for (uint j = 0; j < 8; j++) {
-        h[j] = float16_t(0.0);
+        h[j] = 0.0;
         if (k + j >= p.K) continue;
         if (CONV == 0) {
-            h[j] = xin[p.ox + m * p.K + k + j];
+            h[j] = LD(xin[p.ox + m * p.K + k + j]);
         } else {
             int s = conv_src(cb[i], cy[i], cx[i], k + j);
-            if (s >= 0) h[j] = xin[p.ox + uint(s)];
+            if (s >= 0) h[j] = LD(xin[p.ox + uint(s)]);
         }
     }
     return pack8(h);
@@ -106,8 +171,8 @@ uvec4 load_b(uint i, uint k) {
     if (!wok[i]) return uvec4(0);
     uint base = p.ow + wr[i] * p.K + k;
     if (VEC != 0) return k < p.K ? win8[base / 8] : uvec4(0);
-    float16_t h[8];
-    [[unroll]] for (uint j = 0; j < 8; j++) h[j] = k + j < p.K ? win[base + j] : float16_t(0.0);
+    float h[8];
+    [[unroll]] for (uint j = 0; j < 8; j++) h[j] = k + j < p.K ? LD(win[base + j]) : 0.0;
     return pack8(h);
 }
 
@@ -127,7 +192,7 @@ void main() {
 
     MAT_C acc[CR][CC];
     [[unroll]] for (uint i = 0; i < CR; i++)
-        [[unroll]] for (uint j = 0; j < CC; j++) acc[i][j] = MAT_C(0.0);
+        [[unroll]] for (uint j = 0; j < CC; j++) acc[i][j] = CM_ZERO;
 
     uvec4 ra[NQA], rw[NQB];
     [[unroll]] for (uint i = 0; i < NQA; i++) ra[i] = load_a(i, m0 + (lid + THREADS * i) / QPR, kq);

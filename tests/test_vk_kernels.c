@@ -146,6 +146,14 @@ int main(void) {
            SD_VK_MM_SIMT128, 0, 0, 0, 256, "ignored");
     expect("lavapipe, SDVK_VK_KERNELS=simt128k8", &c, "simt128k8", 0, SD_VK_MM_SIMT128K8, SD_VK_MM_SIMT128K8, 0,
            0, 0, 256, NULL);
+    expect("lavapipe, SDVK_VK_KERNELS=coopmat_emu: emulated 128 tile", &c, "coopmat_emu", 3, SD_VK_MM_CM_EMU128,
+           SD_VK_MM_CM_EMU128, 16, 16, 16, 64, NULL);
+    expect("lavapipe, SDVK_VK_KERNELS=coopmat_emu8: emulated 64 tile", &c, "coopmat_emu8", 3, SD_VK_MM_CM_EMU64,
+           SD_VK_MM_CM_EMU64, 16, 8, 16, 32, NULL);
+    c.f16 = 0;
+    expect("lavapipe f32, SDVK_VK_KERNELS=coopmat_emu: SIMT", &c, "coopmat_emu", 0, SD_VK_MM_SIMT128,
+           SD_VK_MM_SIMT128, 0, 0, 0, 256, "emulation needs fp16");
+    c.f16 = 1;
     c.max_invocations = 128;
     expect("128 invocations at most: SIMT 64 cannot run either", &c, NULL, 0, SD_VK_MM_SIMT64, SD_VK_MM_SIMT64,
            0, 0, 0, 0, NULL);

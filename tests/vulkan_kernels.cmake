@@ -20,6 +20,15 @@ if(SDVK_HAVE_VULKAN AND TARGET test_vulkan)
         ENVIRONMENT "${_vkk_env};SDVK_VK_KERNELS=${k}" FAIL_REGULAR_EXPRESSION "validation error")
     endforeach()
   endforeach()
+  # The cooperative-matrix kernel with its matrix operations emulated in
+  # plain GLSL (lavapipe has no matrix units): its tiling, shared layouts,
+  # conv gather, vector loads and GEGLU/bias/residual epilogue, on the 128
+  # tile with 16x16x16 fragments and the 64 tile with 16x8x16.
+  foreach(k coopmat_emu coopmat_emu8)
+    add_test(NAME vulkan_conformance_mm_${k}_f16 COMMAND test_vulkan conformance f16)
+    set_tests_properties(vulkan_conformance_mm_${k}_f16 PROPERTIES LABELS "vulkan"
+      ENVIRONMENT "${_vkk_env};SDVK_VK_KERNELS=${k}" FAIL_REGULAR_EXPRESSION "validation error")
+  endforeach()
   add_test(NAME vulkan_conformance_mm_nofuse_f16 COMMAND test_vulkan conformance f16)
   set_tests_properties(vulkan_conformance_mm_nofuse_f16 PROPERTIES LABELS "vulkan"
     ENVIRONMENT "${_vkk_env};SDVK_VK_FUSE=0" FAIL_REGULAR_EXPRESSION "validation error")

@@ -677,7 +677,7 @@ sdvk_status sd_vk_dev_init(sd_vk_dev *d, const sd_vulkan_opts *o) {
     const char *exts[3];
     uint32_t next_ = 0;
     void **chain = &s16.pNext;
-    if (d->plan.coop) {
+    if (d->plan.coop == 1 || d->plan.coop == 2) {
         exts[next_++] = "VK_KHR_shader_float16_int8";
         *chain = &f16i8;
         chain = &f16i8.pNext;
@@ -690,10 +690,10 @@ sdvk_status sd_vk_dev_init(sd_vk_dev *d, const sd_vulkan_opts *o) {
             *chain = &cm_nv;
             chain = &cm_nv.pNext;
         }
-        if (d->subgroup_control) {
-            exts[next_++] = "VK_EXT_subgroup_size_control";
-            *chain = &ssc;
-        }
+    }
+    if (d->subgroup_control) {
+        exts[next_++] = "VK_EXT_subgroup_size_control";
+        *chain = &ssc;
     }
     VkDeviceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
                              .pNext = &s16,

@@ -57,10 +57,14 @@ int sd_vk_variant_fits(const sd_vk_caps *c, int v, uint32_t fm, uint32_t fn, uin
         return 0;
     if (!is_coop(v))
         return k->wg <= c->max_invocations && shared_bytes(v, 0, 0) <= c->shared_bytes;
-    if (!c->f16 || !c->shader_f16 || !c->subgroup)
+    if (!c->f16 || !c->subgroup)
         return 0;
-    if (k->needs == SD_VK_NEED_COOPMAT_NV ? !c->cm_nv : !c->cm_khr)
+    if (k->needs == SD_VK_NEED_COOPMAT_EMU) {
+        if (c->subgroup < 8 || fm * fn > 256) /* EMU_MAX accumulator elements per lane */
+            return 0;
+    } else if (!c->shader_f16 || (k->needs == SD_VK_NEED_COOPMAT_NV ? !c->cm_nv : !c->cm_khr)) {
         return 0;
+    }
     uint32_t threads = k->wg * c->subgroup;
     if (threads > c->max_invocations || !fm || !fn || !fk)
         return 0;
@@ -108,12 +112,15 @@ static int best_simt128(const sd_vk_caps *c) {
     return -1;
 }
 
-/* Tries cooperative matrices of one extension (1 NV, 2 KHR). */
-static int try_coop(const sd_vk_caps *c, int ext, sd_vk_mm_plan *p) {
-    int big = ext == 2 ? SD_VK_MM_CM_KHR128 : SD_VK_MM_CM_NV128;
-    int small = ext == 2 ? SD_VK_MM_CM_KHR64 : SD_VK_MM_CM_NV64;
-    const sd_vk_cm_shape *list = ext == 2 ? c->khr : c->nv;
-    int n = ext == 2 ? c->n_khr : c->n_nv;
+/* Tries cooperative matrices of one extension (1 NV, 2 KHR, 3 the
+ * emulation with shape emu: 16x16x16 or 16x8x16). */
+static int try_coop(const sd_vk_caps *c, int ext, int emu_n, sd_vk_mm_plan *p) {
+    int big = ext == 3 ? SD_VK_MM_CM_EMU128 : ext == 2 ? SD_VK_MM_CM_KHR128 : SD_VK_MM_CM_NV128;
+    int small = ext == 3 ? SD_VK_MM_CM_EMU64 : ext == 2 ? SD_VK_MM_CM_KHR64 : SD_VK_MM_CM_NV64;
+    sd_vk_cm_shape emu = {16, (uint32_t)emu_n, 16, SD_VK_CT_F16, SD_VK_CT_F16, SD_VK_CT_F32, SD_VK_CT_F32,
+                          SD_VK_SCOPE_SUBGROUP};
+    const sd_vk_cm_shape *list = ext == 3 ? &emu : ext == 2 ? c->khr : c->nv;
+    int n = ext == 3 ? 1 : ext == 2 ? c->n_khr : c->n_nv;
     sd_vk_cm_shape s;
     if (pick_shape(c, big, list, n, &s)) {
         p->big = big;
@@ -156,15 +163,27 @@ void sd_vk_plan_matmul(const sd_vk_caps *c, const char *force, sd_vk_mm_plan *p)
         force = "";
     int want_simt = !strcmp(force, "simt128") || !strcmp(force, "simt128k8") || !strcmp(force, "simt64") ||
                     !strcmp(force, "simt");
-    int forced_ok = !*force || want_simt || !strcmp(force, "coopmat") ||
+    int emu = !strcmp(force, "coopmat_emu") ? 16 : !strcmp(force, "coopmat_emu8") ? 8 : 0;
+    int forced_ok = !*force || want_simt || emu || !strcmp(force, "coopmat") ||
                     !strcmp(force, "coopmat_nv") || !strcmp(force, "coopmat_khr");
     int got = 0;
-    if (!want_simt) {
+    if (emu) {
+        got = try_coop(c, 3, emu, p);
+        /* one tile per forced name, whatever the size, so tests cover both:
+         * coopmat_emu the 128 tile at 16x16x16, coopmat_emu8 the 64 tile at 16x8x16 */
+        if (got && emu == 16)
+            p->small = p->big;
+        else if (got)
+            p->big = p->small;
+        if (!got)
+            snprintf(p->why, sizeof p->why, "SDVK_VK_KERNELS=%s: the emulation needs fp16 storage and "
+                     "subgroups of 8 or more", force);
+    } else if (!want_simt) {
         int nv_only = !strcmp(force, "coopmat_nv"), khr_only = !strcmp(force, "coopmat_khr");
         if (!nv_only)
-            got = try_coop(c, 2, p);
+            got = try_coop(c, 2, 0, p);
         if (!got && !khr_only)
-            got = try_coop(c, 1, p);
+            got = try_coop(c, 1, 0, p);
         if (!got) {
             why_no_coop(c, p->why, sizeof p->why);
             if (*force && strcmp(force, "simt"))
@@ -186,7 +205,7 @@ void sd_vk_plan_matmul(const sd_vk_caps *c, const char *force, sd_vk_mm_plan *p)
         p->small = p->big;
     if (!forced_ok)
         snprintf(p->why, sizeof p->why, "SDVK_VK_KERNELS=%s is not simt64, simt128, simt128k8, "
-                 "coopmat, coopmat_nv or coopmat_khr; ignored", force);
+                 "coopmat, coopmat_nv, coopmat_khr or coopmat_emu(8); ignored", force);
     p->threads_big = sd_vk_variant_threads(p->big, c->subgroup);
     p->threads_small = sd_vk_variant_threads(p->small, c->subgroup);
 }

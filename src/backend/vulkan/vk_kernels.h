@@ -16,7 +16,7 @@ enum {
     SD_VK_MM_COUNT
 };
 
-enum { SD_VK_NEED_NONE = 0, SD_VK_NEED_COOPMAT_NV = 1, SD_VK_NEED_COOPMAT_KHR = 2 };
+enum { SD_VK_NEED_NONE = 0, SD_VK_NEED_COOPMAT_NV = 1, SD_VK_NEED_COOPMAT_KHR = 2, SD_VK_NEED_COOPMAT_EMU = 3 };
 enum { SD_VK_PREC_F32_F16 = 3, SD_VK_PREC_F16 = 2 }; /* bit 0: f32, bit 1: f16 */
 
 typedef struct sd_vk_variant {
@@ -65,7 +65,7 @@ typedef struct sd_vk_caps {
  * and for cooperative matrices the fragment shape. */
 typedef struct sd_vk_mm_plan {
     int big, small;           /* variant ids (SD_VK_MM_*) */
-    int coop;                 /* 0 SIMT, 1 NV, 2 KHR */
+    int coop;                 /* 0 SIMT, 1 NV, 2 KHR, 3 emulated (tests) */
     uint32_t fm, fn, fk;      /* fragment shape (coop only) */
     uint32_t threads_big, threads_small; /* workgroup size of each */
     char why[160];            /* why no cooperative matrix, when coop == 0 */
@@ -73,8 +73,9 @@ typedef struct sd_vk_mm_plan {
 
 /* Chooses the plan. `force` (NULL or "": automatic) is SDVK_VK_KERNELS:
  * "simt64", "simt128", "simt128k8", "coopmat" (whichever extension), "coopmat_nv",
- * "coopmat_khr"; a forced family the device or build cannot run falls back
- * to the automatic choice and says so in why. */
+ * "coopmat_khr", "coopmat_emu" / "coopmat_emu8" (the emulated test double,
+ * 16x16x16 / 16x8x16); a forced family the device or build cannot run falls
+ * back to the automatic choice and says so in why. */
 void sd_vk_plan_matmul(const sd_vk_caps *c, const char *force, sd_vk_mm_plan *p);
 
 /* Whether a variant fits the device (shared memory, invocations, fragment
