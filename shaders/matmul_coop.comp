@@ -19,54 +19,7 @@
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_basic : require
-#if COOPMAT_KHR
-#extension GL_KHR_memory_scope_semantics : require
-#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
-#extension GL_KHR_cooperative_matrix : require
-#define MAT_A coopmat<float16_t, gl_ScopeSubgroup, FM, FK, gl_MatrixUseA>
-#define MAT_B coopmat<float16_t, gl_ScopeSubgroup, FK, FN, gl_MatrixUseB>
-#define MAT_C coopmat<float, gl_ScopeSubgroup, FM, FN, gl_MatrixUseAccumulator>
-#define CM_ZERO MAT_C(0.0)
-#define CM_LOAD_ROW(m, a, off, st) coopMatLoad(m, a, off, st, gl_CooperativeMatrixLayoutRowMajor)
-#define CM_LOAD_COL(m, a, off, st) coopMatLoad(m, a, off, st, gl_CooperativeMatrixLayoutColumnMajor)
-#define CM_STORE_ROW(m, a, off, st) coopMatStore(m, a, off, st, gl_CooperativeMatrixLayoutRowMajor)
-#define CM_MAD(a, b, c) coopMatMulAdd(a, b, c)
-#elif COOPMAT_NV
-#extension GL_KHR_memory_scope_semantics : require
-#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
-#extension GL_NV_cooperative_matrix : require
-#define MAT_A fcoopmatNV<16, gl_ScopeSubgroup, FM, FK>
-#define MAT_B fcoopmatNV<16, gl_ScopeSubgroup, FK, FN>
-#define MAT_C fcoopmatNV<32, gl_ScopeSubgroup, FM, FN>
-#define CM_ZERO MAT_C(0.0)
-#define CM_LOAD_ROW(m, a, off, st) coopMatLoadNV(m, a, off, st, false)
-#define CM_LOAD_COL(m, a, off, st) coopMatLoadNV(m, a, off, st, true)
-#define CM_STORE_ROW(m, a, off, st) coopMatStoreNV(m, a, off, st, false)
-#define CM_MAD(a, b, c) coopMatMulAddNV(a, b, c)
-#elif COOPMAT_EMU
-// Test double of the cooperative-matrix operations in plain GLSL, so that
-// lavapipe runs everything else of this kernel (tiling, shared layouts,
-// offsets and strides, conv gather, epilogue): an A / B "fragment" is its
-// (offset, stride) in the shared uvec4 array, read the way the extensions
-// define loads (element (i, j) at offset + i * stride + j row-major, or
-// + j * stride + i column-major, in units of the array's element; 8 fp16
-// per uvec4); an accumulator's FM x FN elements are spread over the
-// subgroup's lanes (element e on lane e % subgroup size). Only chosen when
-// forced (SDVK_VK_KERNELS=coopmat_emu); needs subgroups of 8 or more.
-struct EmuAB { uint off, st; };
-const uint EMU_MAX = 32; // FM * FN / subgroup size at most (256 / 8)
-struct EmuC { float v[EMU_MAX]; };
-#define MAT_A EmuAB
-#define MAT_B EmuAB
-#define MAT_C EmuC
-#define CM_ZERO emu_zero()
-#define CM_LOAD_ROW(m, a, off, st) m = EmuAB(off, st)
-#define CM_LOAD_COL(m, a, off, st) m = EmuAB(off, st)
-#define CM_STORE_ROW(m, a, off, st) emu_store(m, off, st)
-#define CM_MAD(a, b, c) emu_mad(a, b, c)
-#else
-#error define COOPMAT_NV, COOPMAT_KHR or COOPMAT_EMU
-#endif
+#include "coopmat.glsl"
 #if !F16
 #error matmul_coop.comp takes fp16 storage only
 #endif
@@ -109,41 +62,7 @@ uvec4 pack8(float h[8]) {
                  packHalf2x16(vec2(h[4], h[5])), packHalf2x16(vec2(h[6], h[7])));
 }
 
-#if COOPMAT_EMU
-float sh_half(uint h) { return unpackHalf2x16(sh[h >> 3][(h >> 1) & 3u])[h & 1u]; }
-EmuC emu_zero() {
-    EmuC c;
-    [[unroll]] for (uint t = 0; t < EMU_MAX; t++) c.v[t] = 0.0;
-    return c;
-}
-// c += a (FM x FK, row-major) . b (FK x FN, column-major). lavapipe stops an
-// invocation after 65535 loop iterations in all, so 4 elements and all of
-// k per iteration; and no more unrolling than that (compile size).
-EmuC emu_mad(EmuAB a, EmuAB b, EmuC c) {
-    [[dont_unroll]] for (uint t = 0; t < EMU_MAX; t += 4) {
-        if (gl_SubgroupInvocationID + gl_SubgroupSize * t >= FM * FN) break;
-        [[unroll]] for (uint u = 0; u < 4; u++) {
-            uint e = gl_SubgroupInvocationID + gl_SubgroupSize * (t + u);
-            if (e >= FM * FN) continue;
-            uint r = e / FN, col = e % FN;
-            float s = 0.0;
-            [[unroll]] for (uint k = 0; k < FK; k++)
-                s += sh_half(a.off * 8 + r * a.st * 8 + k) * sh_half(b.off * 8 + col * b.st * 8 + k);
-            c.v[t + u] += s;
-        }
-    }
-    return c;
-}
-// row-major fp32 store into the uvec4 array (offset, stride in uvec4)
-void emu_store(EmuC c, uint off, uint st) {
-    for (uint t = 0; t < EMU_MAX; t++) {
-        uint e = gl_SubgroupInvocationID + gl_SubgroupSize * t;
-        if (e >= FM * FN) break;
-        uint f = off * 4 + (e / FN) * st * 4 + e % FN;
-        sh[f >> 2][f & 3u] = floatBitsToUint(c.v[t]);
-    }
-}
-#endif
+#include "coopmat_emu.glsl"
 
 uvec4 load_a(uint i, uint m, uint k) {
     if (m >= p.M) return uvec4(0);

@@ -29,6 +29,16 @@ if(SDVK_HAVE_VULKAN AND TARGET test_vulkan)
     set_tests_properties(vulkan_conformance_mm_${k}_f16 PROPERTIES LABELS "vulkan"
       ENVIRONMENT "${_vkk_env};SDVK_VK_KERNELS=${k}" FAIL_REGULAR_EXPRESSION "validation error")
   endforeach()
+  # The attention kernel on the matrix units, emulated: key blocks of 32
+  # (what lavapipe's 32 KiB allow at head dims <= 64) and 16 (forced).
+  add_test(NAME vulkan_conformance_attn_coopmat_emu_f16 COMMAND test_vulkan conformance f16)
+  set_tests_properties(vulkan_conformance_attn_coopmat_emu_f16 PROPERTIES LABELS "vulkan"
+    ENVIRONMENT "XDG_RUNTIME_DIR=/tmp;XDG_CACHE_HOME=${CMAKE_BINARY_DIR}/vk-cache;SDVK_CONFORMANCE_OPS=attention;SDVK_VK_KERNELS=coopmat_emu"
+    FAIL_REGULAR_EXPRESSION "validation error")
+  add_test(NAME vulkan_conformance_attn_coopmat_emu8_bkv16_f16 COMMAND test_vulkan conformance f16)
+  set_tests_properties(vulkan_conformance_attn_coopmat_emu8_bkv16_f16 PROPERTIES LABELS "vulkan"
+    ENVIRONMENT "XDG_RUNTIME_DIR=/tmp;XDG_CACHE_HOME=${CMAKE_BINARY_DIR}/vk-cache;SDVK_CONFORMANCE_OPS=attention;SDVK_VK_KERNELS=coopmat_emu8;SDVK_VK_ATTN_BKV=16"
+    FAIL_REGULAR_EXPRESSION "validation error")
   add_test(NAME vulkan_conformance_mm_nofuse_f16 COMMAND test_vulkan conformance f16)
   set_tests_properties(vulkan_conformance_mm_nofuse_f16 PROPERTIES LABELS "vulkan"
     ENVIRONMENT "${_vkk_env};SDVK_VK_FUSE=0" FAIL_REGULAR_EXPRESSION "validation error")

@@ -197,7 +197,7 @@ static int has_dev_ext(VkPhysicalDevice pd, const char *name) {
 static uint32_t built_variants(int f16) {
     uint32_t m = 0;
     char name[48];
-    for (int v = 0; v < SD_VK_MM_COUNT; v++) {
+    for (int v = 0; v < SD_VK_K_COUNT; v++) {
         sd_vk_variant_spv(v, name, sizeof name);
         if (sd_vk_spirv_embedded(name, f16))
             m |= 1u << v;
@@ -419,11 +419,11 @@ sdvk_status sd_vulkan_list_devices(FILE *f) {
                 c.f16 = f16;
                 c.built = built_variants(f16);
                 sd_vk_mm_plan pl;
-                sd_vk_plan_matmul(&c, getenv("SDVK_VK_KERNELS"), &pl);
-                char desc[320];
+                sd_vk_plan_kernels(&c, getenv("SDVK_VK_KERNELS"), getenv("SDVK_VK_ATTN"), &pl);
+                char desc[400];
                 sd_vk_plan_describe(&pl, desc, sizeof desc);
-                fprintf(f, "   kernels (%s): matmul/conv2d %s; attention: simt flash; norms: "
-                        "simt\n", f16 ? "f16" : "f32", desc);
+                fprintf(f, "   kernels (%s): matmul/conv2d %s; group/layer norm: simt\n",
+                        f16 ? "f16" : "f32", desc);
             }
         }
         free(di);
@@ -559,6 +559,19 @@ static void probe_coop(sd_vk_dev *d) {
             return;
         }
     }
+    uint32_t bkv = sd_vk_attn_block(&d->caps, &d->plan, 40);
+    if (d->plan.att >= 0 && bkv) {
+        char name[48];
+        sd_vk_variant_spv(d->plan.att, name, sizeof name);
+        uint32_t spec[9] = {40, 0, bkv, 0, 0, d->plan.fm, d->plan.fn, d->plan.fk, d->plan.threads_att};
+        VkPipeline p;
+        if (sd_vk_pipeline_get2(d, name, spec, 9, d->subgroup_control ? SD_VK_PIPE_FULL_SUBGROUPS : 0,
+                                &p) != SDVK_OK) {
+            sd_log("vulkan: cooperative-matrix attention disabled: the driver could not build %s: %s", name,
+                   sdvk_last_error());
+            d->plan.att = -1;
+        }
+    }
 }
 
 sdvk_status sd_vk_dev_init(sd_vk_dev *d, const sd_vulkan_opts *o) {
@@ -615,7 +628,7 @@ sdvk_status sd_vk_dev_init(sd_vk_dev *d, const sd_vulkan_opts *o) {
     d->caps = info.caps;
     d->caps.f16 = d->f16;
     d->caps.built = built_variants(d->f16);
-    sd_vk_plan_matmul(&d->caps, getenv("SDVK_VK_KERNELS"), &d->plan);
+    sd_vk_plan_kernels(&d->caps, getenv("SDVK_VK_KERNELS"), getenv("SDVK_VK_ATTN"), &d->plan);
     d->subgroup_control = d->plan.coop && info.subgroup_control;
     const char *fuse = getenv("SDVK_VK_FUSE");
     d->fuse_geglu = !(fuse && !strcmp(fuse, "0"));
@@ -731,13 +744,13 @@ sdvk_status sd_vk_dev_init(sd_vk_dev *d, const sd_vulkan_opts *o) {
     cache_load(d);
     probe_coop(d);
     if (d->verbose) {
-        char desc[320];
+        char desc[400];
         sd_vk_plan_describe(&d->plan, desc, sizeof desc);
         sd_log("vulkan: %s (%s), %s storage, maxStorageBufferRange %llu MiB, pipeline cache %s",
                d->props.deviceName, info.driver, d->f16 ? "f16" : "f32",
                (unsigned long long)(d->max_range >> 20), d->pcache ? d->cache_path : "off");
-        sd_log("vulkan: kernels: matmul/conv2d %s%s; attention: simt flash; group/layer norm: simt",
-               desc, d->fuse_geglu ? "; GEGLU fused into its matmul" : "");
+        sd_log("vulkan: kernels: matmul/conv2d %s%s; group/layer norm: simt", desc,
+               d->fuse_geglu ? "; GEGLU fused into its matmul" : "");
     }
     return SDVK_OK;
 }

@@ -141,8 +141,8 @@ typedef struct sd_vk_rec {
     uint32_t *ind_host;    /* its mapping */
     uint32_t ind_cap;      /* dispatches it has room for */
     /* --verbose: kernels recorded, per op (0 matmul, 1 conv2d) and variant */
-    int n_variant[2][SD_VK_MM_COUNT];
-    int n_geglu_fused, n_norm_split, n_vec;
+    int n_variant[2][SD_VK_K_COUNT];
+    int n_geglu_fused, n_norm_split, n_vec, n_attn_coop;
 } sd_vk_rec;
 
 /* Validates the node for this device and records its dispatch. aux_off:

@@ -6,27 +6,26 @@
 #include <stdio.h>
 #include <string.h>
 
-const sd_vk_variant sd_vk_variants[SD_VK_MM_COUNT] = {
+const sd_vk_variant sd_vk_variants[SD_VK_K_COUNT] = {
 #define SD_VK_KERNEL(ID, family, source, BM, BN, BK, WG, needs, prec, defines) \
     {#ID, #family, BM, BN, BK, WG, SD_VK_NEED_##needs, SD_VK_PREC_##prec},
 #include "vk_kernels.def"
 #undef SD_VK_KERNEL
 };
 
-/* SPIR-V names: "mm_" + the id in lower case (vulkan.cmake does the same). */
+/* SPIR-V names: the id in lower case (vulkan.cmake does the same). */
 void sd_vk_variant_spv(int v, char *out, size_t n) {
     if (!n)
         return;
     size_t o = 0;
-    if (v >= 0 && v < SD_VK_MM_COUNT) {
-        o = (size_t)snprintf(out, n, "mm_");
+    if (v >= 0 && v < SD_VK_K_COUNT)
         for (const char *s = sd_vk_variants[v].id; *s && o + 1 < n; s++)
             out[o++] = (char)(*s >= 'A' && *s <= 'Z' ? *s - 'A' + 'a' : *s);
-    }
-    out[o < n ? o : n - 1] = 0;
+    out[o] = 0;
 }
 
 static int is_coop(int v) { return sd_vk_variants[v].needs != SD_VK_NEED_NONE; }
+static int is_attn(int v) { return !strncmp(sd_vk_variants[v].id, "ATT_", 4); }
 
 uint32_t sd_vk_variant_threads(int v, uint32_t sg) {
     const sd_vk_variant *k = &sd_vk_variants[v];
@@ -50,7 +49,7 @@ static uint32_t shared_bytes(int v, uint32_t fm, uint32_t fn) {
 }
 
 int sd_vk_variant_fits(const sd_vk_caps *c, int v, uint32_t fm, uint32_t fn, uint32_t fk) {
-    if (v < 0 || v >= SD_VK_MM_COUNT || !(c->built & (1u << v)))
+    if (v < 0 || v >= SD_VK_K_COUNT || !(c->built & (1u << v)) || is_attn(v))
         return 0;
     const sd_vk_variant *k = &sd_vk_variants[v];
     if (!(k->prec & (c->f16 ? 2 : 1)))
@@ -105,18 +104,49 @@ static int pick_shape(const sd_vk_caps *c, int v, const sd_vk_cm_shape *list, in
 }
 
 static int best_simt128(const sd_vk_caps *c) {
-    if (sd_vk_variant_fits(c, SD_VK_MM_SIMT128, 0, 0, 0))
-        return SD_VK_MM_SIMT128;
-    if (sd_vk_variant_fits(c, SD_VK_MM_SIMT128K8, 0, 0, 0))
-        return SD_VK_MM_SIMT128K8;
+    if (sd_vk_variant_fits(c, SD_VK_K_MM_SIMT128, 0, 0, 0))
+        return SD_VK_K_MM_SIMT128;
+    if (sd_vk_variant_fits(c, SD_VK_K_MM_SIMT128K8, 0, 0, 0))
+        return SD_VK_K_MM_SIMT128K8;
     return -1;
+}
+
+/* Shared memory of attention_coop.comp (must match its declarations), in
+ * bytes, for head dim D and key block bkv. */
+static uint32_t attn_shared(const sd_vk_variant *k, uint32_t fm, uint32_t D, uint32_t bkv) {
+    uint32_t dp = (D + 15) / 16 * 16, srow = (dp + 8) / 8, bq = k->wg * fm;
+    uint32_t words = bq * srow + 2 * bkv * srow + k->wg * fm * bkv / 4 + k->wg * fm * ((bkv + 8) / 8) +
+                     k->wg * fm / 2;
+    return words * 16;
+}
+
+static int attn_ok(const sd_vk_caps *c, int v, uint32_t fm, uint32_t fn, uint32_t fk) {
+    if (v < 0 || !(c->built & (1u << v)) || !c->f16 || !c->subgroup)
+        return 0;
+    const sd_vk_variant *k = &sd_vk_variants[v];
+    if (k->needs == SD_VK_NEED_COOPMAT_EMU ? c->subgroup < 8 || fm * fn > 256
+                                           : !c->shader_f16 ||
+                                                 (k->needs == SD_VK_NEED_COOPMAT_NV ? !c->cm_nv : !c->cm_khr))
+        return 0;
+    /* fragments tile the 16-padded head dim and the key blocks (16 keys at least) */
+    return fm <= 16 && 16 % fn == 0 && 16 % fk == 0 && k->wg * c->subgroup <= c->max_invocations;
+}
+
+uint32_t sd_vk_attn_block(const sd_vk_caps *c, const sd_vk_mm_plan *p, uint32_t D) {
+    if (p->att < 0 || D == 0 || D > 160)
+        return 0;
+    const sd_vk_variant *k = &sd_vk_variants[p->att];
+    for (uint32_t bkv = 64; bkv >= 16; bkv /= 2)
+        if (attn_shared(k, p->fm, D, bkv) <= c->shared_bytes)
+            return bkv;
+    return 0;
 }
 
 /* Tries cooperative matrices of one extension (1 NV, 2 KHR, 3 the
  * emulation with shape emu: 16x16x16 or 16x8x16). */
 static int try_coop(const sd_vk_caps *c, int ext, int emu_n, sd_vk_mm_plan *p) {
-    int big = ext == 3 ? SD_VK_MM_CM_EMU128 : ext == 2 ? SD_VK_MM_CM_KHR128 : SD_VK_MM_CM_NV128;
-    int small = ext == 3 ? SD_VK_MM_CM_EMU64 : ext == 2 ? SD_VK_MM_CM_KHR64 : SD_VK_MM_CM_NV64;
+    int big = ext == 3 ? SD_VK_K_MM_CM_EMU128 : ext == 2 ? SD_VK_K_MM_CM_KHR128 : SD_VK_K_MM_CM_NV128;
+    int small = ext == 3 ? SD_VK_K_MM_CM_EMU64 : ext == 2 ? SD_VK_K_MM_CM_KHR64 : SD_VK_K_MM_CM_NV64;
     sd_vk_cm_shape emu = {16, (uint32_t)emu_n, 16, SD_VK_CT_F16, SD_VK_CT_F16, SD_VK_CT_F32, SD_VK_CT_F32,
                           SD_VK_SCOPE_SUBGROUP};
     const sd_vk_cm_shape *list = ext == 3 ? &emu : ext == 2 ? c->khr : c->nv;
@@ -125,7 +155,7 @@ static int try_coop(const sd_vk_caps *c, int ext, int emu_n, sd_vk_mm_plan *p) {
     if (pick_shape(c, big, list, n, &s)) {
         p->big = big;
         /* the small tile with the same shape, else the small SIMT kernel */
-        p->small = sd_vk_variant_fits(c, small, s.m, s.n, s.k) ? small : SD_VK_MM_SIMT64;
+        p->small = sd_vk_variant_fits(c, small, s.m, s.n, s.k) ? small : SD_VK_K_MM_SIMT64;
     } else if (pick_shape(c, small, list, n, &s)) {
         p->big = p->small = small;
     } else {
@@ -133,12 +163,14 @@ static int try_coop(const sd_vk_caps *c, int ext, int emu_n, sd_vk_mm_plan *p) {
     }
     p->coop = ext;
     p->fm = s.m, p->fn = s.n, p->fk = s.k;
+    int att = ext == 3 ? SD_VK_K_ATT_CM_EMU : ext == 2 ? SD_VK_K_ATT_CM_KHR : SD_VK_K_ATT_CM_NV;
+    p->att = attn_ok(c, att, s.m, s.n, s.k) ? att : -1;
     return 1;
 }
 
 static void why_no_coop(const sd_vk_caps *c, char *why, size_t n) {
-    int nv_built = (c->built >> SD_VK_MM_CM_NV128 & 1) | (c->built >> SD_VK_MM_CM_NV64 & 1);
-    int khr_built = (c->built >> SD_VK_MM_CM_KHR128 & 1) | (c->built >> SD_VK_MM_CM_KHR64 & 1);
+    int nv_built = (c->built >> SD_VK_K_MM_CM_NV128 & 1) | (c->built >> SD_VK_K_MM_CM_NV64 & 1);
+    int khr_built = (c->built >> SD_VK_K_MM_CM_KHR128 & 1) | (c->built >> SD_VK_K_MM_CM_KHR64 & 1);
     if (!c->cm_nv && !c->cm_khr)
         snprintf(why, n, "the device has no cooperative matrix extension");
     else if (!c->f16)
@@ -154,8 +186,14 @@ static void why_no_coop(const sd_vk_caps *c, char *why, size_t n) {
 }
 
 void sd_vk_plan_matmul(const sd_vk_caps *c, const char *force, sd_vk_mm_plan *p) {
+    sd_vk_plan_kernels(c, force, NULL, p);
+}
+
+void sd_vk_plan_kernels(const sd_vk_caps *c, const char *force, const char *attn, sd_vk_mm_plan *p) {
+    int att_simt = attn && !strcmp(attn, "simt");
     memset(p, 0, sizeof *p);
-    p->big = p->small = SD_VK_MM_SIMT64;
+    p->big = p->small = SD_VK_K_MM_SIMT64;
+    p->att = -1;
     int b128 = best_simt128(c);
     if (b128 >= 0)
         p->big = b128;
@@ -193,21 +231,24 @@ void sd_vk_plan_matmul(const sd_vk_caps *c, const char *force, sd_vk_mm_plan *p)
     } else {
         snprintf(p->why, sizeof p->why, "SDVK_VK_KERNELS=%s", force);
         if (!strcmp(force, "simt64"))
-            p->big = SD_VK_MM_SIMT64;
+            p->big = SD_VK_K_MM_SIMT64;
         else if (!strcmp(force, "simt128") && b128 >= 0)
             p->small = b128; /* every size on the big tile: tests cover its edges */
-        else if (!strcmp(force, "simt128k8") && sd_vk_variant_fits(c, SD_VK_MM_SIMT128K8, 0, 0, 0))
-            p->big = p->small = SD_VK_MM_SIMT128K8;
+        else if (!strcmp(force, "simt128k8") && sd_vk_variant_fits(c, SD_VK_K_MM_SIMT128K8, 0, 0, 0))
+            p->big = p->small = SD_VK_K_MM_SIMT128K8;
     }
     /* A CPU device (lavapipe) runs a few workgroups per core anyway: the
      * big tile wins at every size there (4-7x over the 64 tile, measured) */
-    if (c->cpu && !p->coop && p->big != SD_VK_MM_SIMT64)
+    if (c->cpu && !p->coop && p->big != SD_VK_K_MM_SIMT64)
         p->small = p->big;
     if (!forced_ok)
         snprintf(p->why, sizeof p->why, "SDVK_VK_KERNELS=%s is not simt64, simt128, simt128k8, "
                  "coopmat, coopmat_nv, coopmat_khr or coopmat_emu(8); ignored", force);
     p->threads_big = sd_vk_variant_threads(p->big, c->subgroup);
     p->threads_small = sd_vk_variant_threads(p->small, c->subgroup);
+    if (p->att >= 0 && att_simt)
+        p->att = -1;
+    p->threads_att = p->att >= 0 ? sd_vk_variant_threads(p->att, c->subgroup) : 0;
 }
 
 /* Below this many big tiles a problem leaves much of a GPU idle: the small
@@ -232,5 +273,8 @@ void sd_vk_plan_describe(const sd_vk_mm_plan *p, char *s, size_t n) {
     if (o > 0 && (size_t)o < n && p->small != p->big)
         o += snprintf(s + o, n - (size_t)o, "; small problems: %s %ux%u", m->family, m->bm, m->bn);
     if (o > 0 && (size_t)o < n && !p->coop && p->why[0])
-        snprintf(s + o, n - (size_t)o, " [no matrix units: %s]", p->why);
+        o += snprintf(s + o, n - (size_t)o, " [no matrix units: %s]", p->why);
+    if (o > 0 && (size_t)o < n)
+        snprintf(s + o, n - (size_t)o, "; attention: %s", p->att >= 0 ? (p->coop == 3 ? "coopmat_emu (head dims <= 160)"
+                 : "cooperative matrix (head dims <= 160), else simt flash") : "simt flash");
 }

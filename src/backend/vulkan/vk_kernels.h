@@ -10,10 +10,10 @@
 #include <stdint.h>
 
 enum {
-#define SD_VK_KERNEL(ID, family, source, BM, BN, BK, WG, needs, prec, defines) SD_VK_MM_##ID,
+#define SD_VK_KERNEL(ID, family, source, BM, BN, BK, WG, needs, prec, defines) SD_VK_K_##ID,
 #include "vk_kernels.def"
 #undef SD_VK_KERNEL
-    SD_VK_MM_COUNT
+    SD_VK_K_COUNT
 };
 
 enum { SD_VK_NEED_NONE = 0, SD_VK_NEED_COOPMAT_NV = 1, SD_VK_NEED_COOPMAT_KHR = 2, SD_VK_NEED_COOPMAT_EMU = 3 };
@@ -26,7 +26,7 @@ typedef struct sd_vk_variant {
     int needs, prec;
 } sd_vk_variant;
 
-extern const sd_vk_variant sd_vk_variants[SD_VK_MM_COUNT];
+extern const sd_vk_variant sd_vk_variants[SD_VK_K_COUNT];
 /* Its SPIR-V's name without the precision suffix: "mm_simt128". */
 void sd_vk_variant_spv(int v, char *out, size_t n);
 
@@ -64,10 +64,12 @@ typedef struct sd_vk_caps {
 /* A device's matmul plan: the variants used for large and small problems,
  * and for cooperative matrices the fragment shape. */
 typedef struct sd_vk_mm_plan {
-    int big, small;           /* variant ids (SD_VK_MM_*) */
+    int big, small;           /* variant ids (SD_VK_K_*) */
     int coop;                 /* 0 SIMT, 1 NV, 2 KHR, 3 emulated (tests) */
     uint32_t fm, fn, fk;      /* fragment shape (coop only) */
     uint32_t threads_big, threads_small; /* workgroup size of each */
+    int att;                  /* attention variant on the matrix units, -1: SIMT */
+    uint32_t threads_att;
     char why[160];            /* why no cooperative matrix, when coop == 0 */
 } sd_vk_mm_plan;
 
@@ -75,8 +77,11 @@ typedef struct sd_vk_mm_plan {
  * "simt64", "simt128", "simt128k8", "coopmat" (whichever extension), "coopmat_nv",
  * "coopmat_khr", "coopmat_emu" / "coopmat_emu8" (the emulated test double,
  * 16x16x16 / 16x8x16); a forced family the device or build cannot run falls
- * back to the automatic choice and says so in why. */
+ * back to the automatic choice and says so in why. The attention kernel
+ * follows the matmul family (SDVK_VK_ATTN=simt keeps attention on SIMT). */
 void sd_vk_plan_matmul(const sd_vk_caps *c, const char *force, sd_vk_mm_plan *p);
+/* The same with SDVK_VK_ATTN (attn: NULL or "simt"). */
+void sd_vk_plan_kernels(const sd_vk_caps *c, const char *force, const char *attn, sd_vk_mm_plan *p);
 
 /* Whether a variant fits the device (shared memory, invocations, fragment
  * shape); for coop variants (fm, fn, fk) is the fragment shape. */
@@ -88,6 +93,11 @@ uint32_t sd_vk_variant_threads(int v, uint32_t sg);
 /* Per node: the variant for an M x N output (N = the output columns; with a
  * fused GEGLU the matmul computes 2N). */
 int sd_vk_pick_variant(const sd_vk_mm_plan *p, uint64_t M, uint64_t N);
+
+/* Key block of the cooperative-matrix attention for head dim D (64, 32 or
+ * 16: the largest whose shared memory fits), 0 when the plan has none or D
+ * is not supported (over 160). */
+uint32_t sd_vk_attn_block(const sd_vk_caps *c, const sd_vk_mm_plan *p, uint32_t D);
 
 /* "coopmat_nv 16x16x16, tile 128x128 (small: 64x64)" */
 void sd_vk_plan_describe(const sd_vk_mm_plan *p, char *s, size_t n);

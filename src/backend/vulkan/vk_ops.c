@@ -3,6 +3,7 @@
  * arena / weight buffers, and fills the push constants. Semantics of every
  * op: src/core/ops.def. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../../core/status.h"
@@ -314,6 +315,29 @@ static sdvk_status rec_attention(sd_vk_rec *r, const sd_node *n) {
         kt = 32;
     if (kt < 1)
         kt = 1;
+    const sd_vk_dev *d = r->d;
+    uint32_t bkv = sd_vk_attn_block(&d->caps, &d->plan, D);
+    /* testing hook: a smaller key block (16 or 32) than shared memory allows */
+    const char *cap = getenv("SDVK_VK_ATTN_BKV");
+    if (bkv && cap && atoi(cap) >= 16 && (uint32_t)atoi(cap) < bkv)
+        bkv = atoi(cap) >= 32 ? 32 : 16;
+    if (bkv) {
+        /* the matrix units: same bindings, plus whether uvec4 loads fit */
+        struct {
+            uint32_t Lq, Lk, H, oo, oq, ok, ov;
+            float scale;
+            uint32_t vec;
+        } pcc = {pc.Lq, pc.Lk, pc.H, pc.oo, pc.oq, pc.ok, pc.ov, pc.scale, 0};
+        pcc.vec = D % 8 == 0 && pc.oq % 8 == 0 && pc.ok % 8 == 0 && pc.ov % 8 == 0;
+        uint32_t cspec[9] = {D, (uint32_t)(n->i[1] != 0), bkv, 0, 0, d->plan.fm, d->plan.fn, d->plan.fk,
+                             d->plan.threads_att};
+        char name[48];
+        sd_vk_variant_spv(d->plan.att, name, sizeof name);
+        r->n_attn_coop++;
+        return dispatch(r, &io, name, cspec, 9, d->subgroup_control ? SD_VK_PIPE_FULL_SUBGROUPS : 0, &pcc,
+                        sizeof pcc, ceil_div(pc.Lq, sd_vk_variants[d->plan.att].wg * d->plan.fm),
+                        (uint32_t)(Q->ne[0] * H), 1);
+    }
     uint32_t spec[4] = {D, kt, (uint32_t)(n->i[1] != 0), tpq};
     return dispatch(r, &io, "attention", spec, 4, 0, &pc, sizeof pc, ceil_div(pc.Lq, 64 / tpq),
                     (uint32_t)(Q->ne[0] * H), 1);
@@ -504,7 +528,7 @@ void sd_vk_log_kernels(const sd_vk_rec *r) {
     int o = 0;
     static const char *const opn[2] = {"matmul", "conv2d"};
     for (int c = 0; c < 2; c++)
-        for (int v = 0; v < SD_VK_MM_COUNT; v++) {
+        for (int v = 0; v < SD_VK_K_COUNT; v++) {
             if (!r->n_variant[c][v] || o >= (int)sizeof line - 80)
                 continue;
             char name[48];
@@ -514,6 +538,6 @@ void sd_vk_log_kernels(const sd_vk_rec *r) {
                           sd_vk_variants[v].bm, sd_vk_variants[v].bn);
         }
     sd_log("vulkan: kernels recorded: %s; %d with vector loads; %d GEGLU fused into the matmul; "
-           "%d group norms split over workgroups",
-           o ? line : "no matmul/conv2d", r->n_vec, r->n_geglu_fused, r->n_norm_split);
+           "%d group norms split over workgroups; %d attention on the matrix units",
+           o ? line : "no matmul/conv2d", r->n_vec, r->n_geglu_fused, r->n_norm_split, r->n_attn_coop);
 }
