@@ -3,11 +3,14 @@
 // rows). Statistics in fp32, mean first and then the centred sum of squares
 // (no E[x^2] - E[x]^2 cancellation); optional fused SiLU.
 // MODE 0: one workgroup per (batch, group) does everything (small groups).
-// Large groups (VAE at 512x512: 1M elements per group, only 32 groups) are
-// split so that the whole GPU works on them:
-// MODE 1: workgroup (chunk, group) writes its chunk's (mean, M2) to scratch;
-// MODE 2: one thread per group merges the chunks (Chan et al.) into
-//         (mean, rstd); MODE 3: element-wise normalise + affine (+ SiLU).
+// Large groups (UNet at 64x64: 40960 elements per group but only 64 groups;
+// VAE at 512x512: 1M per group) are split so that the whole GPU works on
+// them, in two passes over the data:
+// MODE 1: workgroup (chunk, group) writes its chunk's (mean, M2) to scratch
+//         (the chunk is re-read from cache for M2);
+// MODE 2: workgroup (block, batch) merges the chunks of each of the batch's
+//         groups (Chan et al.) into shared memory, then normalises its block
+//         of elements + affine (+ SiLU).
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
@@ -29,6 +32,7 @@ layout(push_constant) uniform P {
 } p;
 
 shared float red[256];
+shared float gmean[256], grstd[256];
 
 float reduce_sum(float v) {
     uint l = gl_LocalInvocationID.x;
@@ -83,29 +87,30 @@ void main() {
             uint idx = elem(b, g, j);
             outp[p.oo + idx] = ST(normalise(idx, mean, rstd));
         }
-    } else if (MODE == 2) {
-        uint grp = gl_GlobalInvocationID.x;
-        if (grp >= p.ngroups) return;
-        float cnt = 0.0, mean = 0.0, m2 = 0.0;
-        for (uint c = 0; c < p.chunks; c++) {
-            float nb = float(min(n, (c + 1) * p.chunk) - c * p.chunk);
-            float mb = scratch[p.osc + (grp * p.chunks + c) * 2];
-            float qb = scratch[p.osc + (grp * p.chunks + c) * 2 + 1];
-            float tot = cnt + nb, delta = mb - mean;
-            mean += delta * nb / tot;
-            m2 += qb + delta * delta * cnt * nb / tot;
-            cnt = tot;
-        }
-        uint fin = p.osc + p.ngroups * p.chunks * 2;
-        scratch[fin + grp * 2] = mean;
-        scratch[fin + grp * 2 + 1] = inversesqrt(m2 / float(n) + p.eps);
     } else {
-        uint fin = p.osc + p.ngroups * p.chunks * 2;
+        // MODE 2: stats of every group of batch b (G <= 256, host-checked)
+        uint b = gl_WorkGroupID.y;
+        for (uint g = l; g < p.G; g += 256) {
+            uint grp = b * p.G + g;
+            float cnt = 0.0, mean = 0.0, m2 = 0.0;
+            for (uint c = 0; c < p.chunks; c++) {
+                float nb = float(min(n, (c + 1) * p.chunk) - c * p.chunk);
+                float mb = scratch[p.osc + (grp * p.chunks + c) * 2];
+                float qb = scratch[p.osc + (grp * p.chunks + c) * 2 + 1];
+                float tot = cnt + nb, delta = mb - mean;
+                mean += delta * nb / tot;
+                m2 += qb + delta * delta * cnt * nb / tot;
+                cnt = tot;
+            }
+            gmean[g] = mean;
+            grstd[g] = inversesqrt(m2 / float(n) + p.eps);
+        }
+        barrier();
+        uint per = p.S * p.C, base = b * per;
         uint stride = gl_NumWorkGroups.x * 256;
-        for (uint i = gl_GlobalInvocationID.x; i < p.n_total; i += stride) {
-            uint b = i / (p.S * p.C), c = i % p.C;
-            uint grp = b * p.G + c / p.Cg;
-            outp[p.oo + i] = ST(normalise(i, scratch[fin + grp * 2], scratch[fin + grp * 2 + 1]));
+        for (uint i = gl_WorkGroupID.x * 256 + l; i < per; i += stride) {
+            uint g = (i % p.C) / p.Cg;
+            outp[p.oo + base + i] = ST(normalise(base + i, gmean[g], grstd[g]));
         }
     }
 }

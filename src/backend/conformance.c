@@ -165,6 +165,24 @@ static int b_matmul(sd_graph *g, conf_case *c, const int *p) {
     return sd_matmul(g, x, w, b, r);
 }
 
+/* A MATMUL whose product only a GEGLU reads (the Vulkan backend folds the
+ * GEGLU into the matmul's epilogue): p: B L K N bias dtype keep, where the
+ * weight is [2N, K] and keep = 1 also makes the product a graph output (so
+ * it cannot be folded: the unfused path on the same shapes). */
+static int b_matmul_geglu(sd_graph *g, conf_case *c, const int *p) {
+    int64_t xs[3] = {p[0], p[1], p[2]}, ws[2] = {2 * p[3], p[2]}, bs[1] = {2 * p[3]};
+    int x = c_input(g, c, 3, xs, -1, 1, "x");
+    float wl = 2.0f / sqrtf((float)p[2]);
+    int w = c_weight(g, c, (sd_dtype)p[5], 2, ws, -wl, wl, "w");
+    int b = p[4] ? c_weight(g, c, (sd_dtype)p[5], 1, bs, -0.5f, 0.5f, "bias") : -1;
+    int h = sd_matmul(g, x, w, b, -1);
+    if (p[6])
+        sd_graph_output(g, h);
+    snprintf(c->shape, sizeof c->shape, "matmul x[%d,%d,%d] w[%d,%d] %s%s -> geglu%s", p[0], p[1], p[2],
+             2 * p[3], p[2], dtn(p[5]), p[4] ? " +bias" : "", p[6] ? " (unfused)" : "");
+    return sd_geglu(g, h);
+}
+
 /* p: B H W Ci Co kh kw stride pt pl pb pr bias res dtype */
 static int b_conv(sd_graph *g, conf_case *c, const int *p) {
     int64_t xs[4] = {p[0], p[1], p[2], p[3]}, ws[4] = {p[4], p[3], p[5], p[6]}, bs[1] = {p[4]};
@@ -382,7 +400,21 @@ static const case_def k_cases[] = {
     {SD_OP_MATMUL, b_matmul, {0, 130, 320, 77, 1, 1, Q8}, Q8TOL},
     {SD_OP_MATMUL, b_matmul, {2, 33, 96, 200, 0, 1, Q8}, Q8TOL},
     {SD_OP_MATMUL, b_matmul, {0, 67, 1280, 131, 1, 0, Q8}, Q8TOL},
+    /* past the 128x128 tiles, odd M / N / K (scalar and vector load paths) */
+    {SD_OP_MATMUL, b_matmul, {0, 300, 67, 257, 1, 1, F16}, 1e-5},
+    {SD_OP_MATMUL, b_matmul, {2, 130, 320, 129, 1, 0, F32}, 1e-5},
+    {SD_OP_MATMUL, b_matmul, {0, 129, 96, 640, 1, 1, F16}, 1e-5},
     {SD_OP_CONV2D, b_conv, {1, 9, 11, 5, 7, 3, 3, 1, 1, 1, 1, 1, 1, 0, F32}, 1e-5},
+    /* SD channel counts, odd sizes: 320 with bias + residual, the 4-channel
+     * conv_in, 9 (inpainting), 3 (VAE encoder), 640 -> 1280, stride 2 with
+     * diffusers' (0, 1, 0, 1) padding, 1x1 skip projections */
+    {SD_OP_CONV2D, b_conv, {1, 13, 11, 320, 320, 3, 3, 1, 1, 1, 1, 1, 1, 1, F16}, 1e-5},
+    {SD_OP_CONV2D, b_conv, {2, 9, 9, 4, 320, 3, 3, 1, 1, 1, 1, 1, 1, 0, F16}, 1e-5},
+    {SD_OP_CONV2D, b_conv, {1, 8, 7, 9, 320, 3, 3, 1, 1, 1, 1, 1, 1, 0, F32}, 1e-5},
+    {SD_OP_CONV2D, b_conv, {1, 17, 15, 3, 128, 3, 3, 1, 1, 1, 1, 1, 1, 0, F32}, 1e-5},
+    {SD_OP_CONV2D, b_conv, {1, 6, 5, 640, 1280, 3, 3, 1, 1, 1, 1, 1, 1, 0, F16}, 1e-5},
+    {SD_OP_CONV2D, b_conv, {1, 11, 9, 320, 320, 3, 3, 2, 0, 0, 1, 1, 1, 0, F16}, 1e-5},
+    {SD_OP_CONV2D, b_conv, {2, 7, 9, 640, 320, 1, 1, 1, 0, 0, 0, 0, 1, 1, F16}, 1e-5},
     {SD_OP_CONV2D, b_conv, {2, 8, 8, 16, 32, 3, 3, 2, 0, 0, 1, 1, 1, 0, F32}, 1e-5},
     {SD_OP_CONV2D, b_conv, {1, 9, 7, 6, 10, 3, 3, 2, 1, 1, 1, 1, 0, 0, F16}, 1e-5},
     {SD_OP_CONV2D, b_conv, {2, 5, 6, 24, 40, 1, 1, 1, 0, 0, 0, 0, 1, 1, F32}, 1e-5},
@@ -397,6 +429,10 @@ static const case_def k_cases[] = {
     {SD_OP_GROUP_NORM, b_group_norm, {4, 1, 3, 4, 96, 32, 1, F16}, 1e-5},
     {SD_OP_GROUP_NORM, b_group_norm, {3, 2, 17, 16, 0, 4, 0, F32}, 1e-5},
     {SD_OP_GROUP_NORM, b_group_norm, {4, 1, 24, 24, 320, 32, 1, F16}, 1e-5},
+    /* groups above 8192 elements: chunk statistics + merge-and-apply */
+    {SD_OP_GROUP_NORM, b_group_norm, {4, 1, 72, 72, 64, 32, 0, F32}, 1e-5},
+    {SD_OP_GROUP_NORM, b_group_norm, {4, 2, 40, 40, 320, 32, 1, F16}, 1e-5},
+    {SD_OP_GROUP_NORM, b_group_norm, {4, 1, 128, 128, 128, 32, 1, F32}, 1e-5},
     {SD_OP_LAYER_NORM, b_layer_norm, {3, 2, 77, 64, F32}, 1e-5},
     {SD_OP_LAYER_NORM, b_layer_norm, {2, 3, 13, 0, F32}, 1e-5},
     {SD_OP_LAYER_NORM, b_layer_norm, {3, 1, 77, 768, BF16}, 1e-5},
@@ -410,6 +446,10 @@ static const case_def k_cases[] = {
     {SD_OP_ATTENTION, b_attention, {1, 40, 1100, 64, 2, 0, 6}, 1e-5},
     {SD_OP_ATTENTION, b_attention, {1, 129, 129, 32, 1, 1, 6}, 1e-5},
     {SD_OP_GEGLU, b_unary, {SD_OP_GEGLU, 3, 2, 10, 48}, 1e-5},
+    {SD_OP_GEGLU, b_matmul_geglu, {1, 37, 33, 21, 1, F32, 0}, 1e-5},
+    {SD_OP_GEGLU, b_matmul_geglu, {1, 37, 33, 21, 1, F32, 1}, 1e-5},
+    {SD_OP_GEGLU, b_matmul_geglu, {2, 70, 320, 1280, 1, F16, 0}, 1e-5},
+    {SD_OP_GEGLU, b_matmul_geglu, {1, 130, 64, 100, 0, F16, 0}, 1e-5},
     {SD_OP_GELU, b_unary, {SD_OP_GELU, 2, 3, 1000}, 1e-5},
     {SD_OP_QUICK_GELU, b_unary, {SD_OP_QUICK_GELU, 3, 2, 7, 33}, 1e-5},
     {SD_OP_SILU, b_unary, {SD_OP_SILU, 4, 2, 5, 7, 9}, 1e-5},

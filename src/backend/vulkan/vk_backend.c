@@ -267,9 +267,12 @@ static sdvk_status add_buf(vk_backend *vb, sd_bgraph *bg, VkDeviceSize size, int
     return SDVK_OK;
 }
 
-/* Ops whose shaders can read and write fp32 tensors in f16 mode. */
-static int wide_capable(sd_op op) {
-    switch (op) {
+/* Whether node k's shader can read and write fp32 tensors in f16 mode. A
+ * GEGLU folded into its matmul runs in the matmul's shader. */
+static int wide_capable(const sd_vk_dev *d, const sd_graph *g, int k) {
+    if (k > 0 && sd_vk_fused_next(d, g, k - 1))
+        return 0;
+    switch (g->n[k].op) {
     case SD_OP_MATMUL:
     case SD_OP_CONV2D:
     case SD_OP_GROUP_NORM:
@@ -312,7 +315,7 @@ static sdvk_status place_activations(vk_backend *vb, sd_bgraph *bg) {
         }
         for (int k = 0; k < g->nn; k++) {
             const sd_node *n = &g->n[k];
-            if (wide_capable(n->op))
+            if (wide_capable(d, g, k))
                 continue;
             wide[sd_graph_root(g, n->out)] = 0;
             for (int j = 0; j < SD_MAX_IN; j++)
@@ -658,14 +661,21 @@ static sdvk_status record(vk_backend *vb, sd_bgraph *bg) {
         for (int k = 0; k < g->nn && s == SDVK_OK; k++) {
             r.set = sets[k];
             r.set_written = 0;
+            /* a fused pair (matmul + GEGLU) records as node k; node k + 1
+             * then has no dispatch and its profile slot repeats k's time */
+            int fused = sd_vk_fused_next(d, g, k);
             s = sd_vk_record_node(&r, &g->n[k], bg->aux_off[k]);
             if (s != SDVK_OK)
                 sd_err_prefix(s, "node %d (%s)", k, sd_op_name(g->n[k].op));
             else if (bg->qpool && bg->nqueries > 2)
-                vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, bg->qpool,
-                                    2 + (uint32_t)k);
+                for (int j = 0; j <= fused; j++)
+                    vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, bg->qpool,
+                                        2 + (uint32_t)(k + j));
+            k += fused;
         }
         bg->n_dispatch = r.n_dispatch;
+        if (s == SDVK_OK && d->verbose)
+            sd_vk_log_kernels(&r);
         if (s == SDVK_OK) {
             r.set = sets[g->nn];
             r.set_written = 0;

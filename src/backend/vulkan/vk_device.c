@@ -19,6 +19,7 @@ extern const sd_vk_spirv sd_vk_spirv_table[]; /* generated: build/shaders/sdvk_s
 
 static int g_validation_errors; /* updated atomically from driver threads */
 
+
 int sd_vk_validation_errors(void) { return __atomic_load_n(&g_validation_errors, __ATOMIC_SEQ_CST); }
 
 static VKAPI_ATTR VkBool32 VKAPI_CALL on_debug(VkDebugUtilsMessageSeverityFlagBitsEXT sev,
@@ -59,6 +60,15 @@ sdvk_status sd_vk_check(VkResult r, const char *what) {
                         ? SDVK_ERR_OOM
                         : SDVK_ERR_BACKEND;
     return sd_err(s, "vulkan: %s failed: %s (VkResult %d)", what, vk_result_str(r), (int)r);
+}
+
+int sd_vk_spirv_embedded(const char *name, int f16) {
+    char full[64];
+    snprintf(full, sizeof full, "%s.%s", name, f16 ? "f16" : "f32");
+    for (const sd_vk_spirv *e = sd_vk_spirv_table; e->name; e++)
+        if (!strcmp(e->name, full))
+            return 1;
+    return 0;
 }
 
 /* ---- loader and instance ------------------------------------------------ */
@@ -164,6 +174,9 @@ typedef struct dev_info {
     uint64_t local_mem;
     int storage16, fp16, int8, coopmat, compute_q;
     int usable;
+    /* matmul kernel choice: capabilities (caps.f16 is set by the caller) */
+    sd_vk_caps caps;
+    int subgroup_control; /* VK_EXT_subgroup_size_control with computeFullSubgroups */
 } dev_info;
 
 static int has_dev_ext(VkPhysicalDevice pd, const char *name) {
@@ -180,7 +193,107 @@ static int has_dev_ext(VkPhysicalDevice pd, const char *name) {
     return found;
 }
 
-static void query_device(VkPhysicalDevice pd, dev_info *di) {
+/* Which matmul variants this build embeds for a precision (bit per variant). */
+static uint32_t built_variants(int f16) {
+    uint32_t m = 0;
+    char name[48];
+    for (int v = 0; v < SD_VK_K_COUNT; v++) {
+        sd_vk_variant_spv(v, name, sizeof name);
+        if (sd_vk_spirv_embedded(name, f16))
+            m |= 1u << v;
+    }
+    return m;
+}
+
+/* Limits, subgroup size, and the cooperative matrix shapes of both
+ * extensions: the input of the matmul kernel choice (vk_kernels.c). */
+static void query_caps(VkInstance inst, VkPhysicalDevice pd, dev_info *di) {
+    sd_vk_caps *c = &di->caps;
+    /* the instance asks for Vulkan 1.1, so shaderFloat16 is enabled through
+     * VK_KHR_shader_float16_int8 */
+    c->shader_f16 = di->fp16 && has_dev_ext(pd, "VK_KHR_shader_float16_int8");
+    c->cpu = di->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    c->shared_bytes = di->props.limits.maxComputeSharedMemorySize;
+    c->max_invocations = di->props.limits.maxComputeWorkGroupInvocations;
+    VkPhysicalDeviceSubgroupProperties sp = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &sp};
+    vkGetPhysicalDeviceProperties2(pd, &p2);
+    c->subgroup = sp.subgroupSize;
+    int has_ssc = has_dev_ext(pd, "VK_EXT_subgroup_size_control");
+    int has_nv = has_dev_ext(pd, "VK_NV_cooperative_matrix");
+    int has_khr = has_dev_ext(pd, VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME);
+    VkPhysicalDeviceSubgroupSizeControlFeaturesEXT ssc = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES_EXT};
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV fnv = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+    VkPhysicalDeviceCooperativeMatrixFeaturesKHR fkhr = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR};
+    VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+    void **next = &f2.pNext;
+    if (has_ssc) {
+        *next = &ssc;
+        next = &ssc.pNext;
+    }
+    if (has_nv) {
+        *next = &fnv;
+        next = &fnv.pNext;
+    }
+    if (has_khr) {
+        *next = &fkhr;
+        next = &fkhr.pNext;
+    }
+    vkGetPhysicalDeviceFeatures2(pd, &f2);
+    /* full subgroups of the reported size: what the cooperative-matrix
+     * kernel's subgroup tiling assumes */
+    if (has_ssc && ssc.subgroupSizeControl && ssc.computeFullSubgroups) {
+        VkPhysicalDeviceSubgroupSizeControlPropertiesEXT sz = {
+            .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES_EXT};
+        p2.pNext = &sz;
+        vkGetPhysicalDeviceProperties2(pd, &p2);
+        di->subgroup_control = (sz.requiredSubgroupSizeStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                               c->subgroup >= sz.minSubgroupSize && c->subgroup <= sz.maxSubgroupSize;
+    }
+    if (has_nv && fnv.cooperativeMatrix && vkGetPhysicalDeviceCooperativeMatrixPropertiesNV) {
+        uint32_t n = 0;
+        if (vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(pd, &n, NULL) == VK_SUCCESS && n) {
+            VkCooperativeMatrixPropertiesNV *pr = calloc(n, sizeof *pr);
+            for (uint32_t i = 0; pr && i < n; i++)
+                pr[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
+            if (pr && vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(pd, &n, pr) >= 0) {
+                for (uint32_t i = 0; i < n && c->n_nv < SD_VK_MAX_CM_SHAPES; i++)
+                    c->nv[c->n_nv++] = (sd_vk_cm_shape){pr[i].MSize, pr[i].NSize, pr[i].KSize,
+                                                         (uint32_t)pr[i].AType, (uint32_t)pr[i].BType,
+                                                         (uint32_t)pr[i].CType, (uint32_t)pr[i].DType,
+                                                         (uint32_t)pr[i].scope};
+                c->cm_nv = 1;
+            }
+            free(pr);
+        }
+    }
+    PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR get_khr =
+        has_khr && fkhr.cooperativeMatrix
+            ? (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR)vkGetInstanceProcAddr(
+                  inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR")
+            : NULL;
+    if (get_khr) {
+        uint32_t n = 0;
+        if (get_khr(pd, &n, NULL) == VK_SUCCESS && n) {
+            VkCooperativeMatrixPropertiesKHR *pr = calloc(n, sizeof *pr);
+            for (uint32_t i = 0; pr && i < n; i++)
+                pr[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR;
+            if (pr && get_khr(pd, &n, pr) >= 0) {
+                for (uint32_t i = 0; i < n && c->n_khr < SD_VK_MAX_CM_SHAPES; i++)
+                    c->khr[c->n_khr++] = (sd_vk_cm_shape){pr[i].MSize, pr[i].NSize, pr[i].KSize,
+                                                           pr[i].AType, pr[i].BType, pr[i].CType,
+                                                           pr[i].ResultType, pr[i].scope};
+                c->cm_khr = 1;
+            }
+            free(pr);
+        }
+    }
+}
+
+static void query_device(VkInstance inst, VkPhysicalDevice pd, dev_info *di) {
     memset(di, 0, sizeof *di);
     di->pd = pd;
     vkGetPhysicalDeviceProperties(pd, &di->props);
@@ -224,6 +337,7 @@ static void query_device(VkPhysicalDevice pd, dev_info *di) {
     di->coopmat = has_dev_ext(pd, "VK_KHR_cooperative_matrix") ? 2
                   : has_dev_ext(pd, "VK_NV_cooperative_matrix") ? 1
                                                                  : 0;
+    query_caps(inst, pd, di);
     VkPhysicalDeviceMemoryProperties mp;
     vkGetPhysicalDeviceMemoryProperties(pd, &mp);
     for (uint32_t i = 0; i < mp.memoryHeapCount; i++)
@@ -270,7 +384,7 @@ static sdvk_status enum_devices(VkInstance inst, dev_info **out, uint32_t *n) {
         free(pds), free(di);
         return sd_err(SDVK_ERR_UNSUPPORTED, "vulkan: cannot enumerate devices (%s)", vk_result_str(r));
     }
-    for (uint32_t i = 0; i < cnt; i++) query_device(pds[i], &di[i]);
+    for (uint32_t i = 0; i < cnt; i++) query_device(inst, pds[i], &di[i]);
     free(pds);
     *out = di;
     *n = cnt;
@@ -297,6 +411,20 @@ sdvk_status sd_vulkan_list_devices(FILE *f) {
                     di[i].int8 ? "yes" : "no",
                     di[i].coopmat == 2 ? "yes (KHR)" : di[i].coopmat ? "yes (NV)" : "no",
                     di[i].usable ? "" : "  [unusable: needs Vulkan 1.1 and a compute queue]");
+            if (!di[i].usable)
+                continue;
+            /* the kernel families each op would run, per storage precision */
+            for (int f16 = di[i].storage16; f16 >= 0; f16--) {
+                sd_vk_caps c = di[i].caps;
+                c.f16 = f16;
+                c.built = built_variants(f16);
+                sd_vk_mm_plan pl;
+                sd_vk_plan_kernels(&c, getenv("SDVK_VK_KERNELS"), getenv("SDVK_VK_ATTN"), &pl);
+                char desc[400];
+                sd_vk_plan_describe(&pl, desc, sizeof desc);
+                fprintf(f, "   kernels (%s): matmul/conv2d %s; group/layer norm: simt\n",
+                        f16 ? "f16" : "f32", desc);
+            }
         }
         free(di);
     }
@@ -406,6 +534,46 @@ static void cache_save(sd_vk_dev *d) {
     free(data);
 }
 
+/* Cooperative-matrix pipelines are built once at init: a driver that
+ * advertises a shape but cannot build the pipeline sends the device back
+ * to the SIMT kernels (said in --verbose) instead of failing a prepare. */
+static void probe_coop(sd_vk_dev *d) {
+    if (!d->plan.coop)
+        return;
+    int vs[2] = {d->plan.big, d->plan.small};
+    for (int i = 0; i < 2; i++) {
+        if (sd_vk_variants[vs[i]].needs == SD_VK_NEED_NONE)
+            continue;
+        char name[48];
+        sd_vk_variant_spv(vs[i], name, sizeof name);
+        uint32_t spec[9] = {0, 0, 0, 0, 0, d->plan.fm, d->plan.fn, d->plan.fk,
+                            vs[i] == d->plan.big ? d->plan.threads_big : d->plan.threads_small};
+        VkPipeline p;
+        if (sd_vk_pipeline_get2(d, name, spec, 9, d->subgroup_control ? SD_VK_PIPE_FULL_SUBGROUPS : 0,
+                                &p) != SDVK_OK) {
+            char why[256];
+            snprintf(why, sizeof why, "the driver could not build %.40s: %.120s", name, sdvk_last_error());
+            sd_vk_plan_matmul(&d->caps, "simt", &d->plan);
+            snprintf(d->plan.why, sizeof d->plan.why, "%.150s", why);
+            sd_log("vulkan: cooperative matrix disabled: %s", why);
+            return;
+        }
+    }
+    uint32_t bkv = sd_vk_attn_block(&d->caps, &d->plan, 40);
+    if (d->plan.att >= 0 && bkv) {
+        char name[48];
+        sd_vk_variant_spv(d->plan.att, name, sizeof name);
+        uint32_t spec[9] = {40, 0, bkv, 0, 0, d->plan.fm, d->plan.fn, d->plan.fk, d->plan.threads_att};
+        VkPipeline p;
+        if (sd_vk_pipeline_get2(d, name, spec, 9, d->subgroup_control ? SD_VK_PIPE_FULL_SUBGROUPS : 0,
+                                &p) != SDVK_OK) {
+            sd_log("vulkan: cooperative-matrix attention disabled: the driver could not build %s: %s", name,
+                   sdvk_last_error());
+            d->plan.att = -1;
+        }
+    }
+}
+
 sdvk_status sd_vk_dev_init(sd_vk_dev *d, const sd_vulkan_opts *o) {
     memset(d, 0, sizeof *d);
     const char *env_val = getenv("SDVK_VK_VALIDATION");
@@ -456,6 +624,14 @@ sdvk_status sd_vk_dev_init(sd_vk_dev *d, const sd_vulkan_opts *o) {
         return sd_err(SDVK_ERR_INVALID_ARG, "vulkan: precision %s is not a Vulkan precision "
                       "(auto, f32 or f16)", precision == 3 ? "bf16" : "?");
     d->f16 = precision == 2 || (precision == 0 && info.storage16);
+    /* the matmul / conv2d kernels (SDVK_VK_KERNELS forces a family) */
+    d->caps = info.caps;
+    d->caps.f16 = d->f16;
+    d->caps.built = built_variants(d->f16);
+    sd_vk_plan_kernels(&d->caps, getenv("SDVK_VK_KERNELS"), getenv("SDVK_VK_ATTN"), &d->plan);
+    d->subgroup_control = d->plan.coop && info.subgroup_control;
+    const char *fuse = getenv("SDVK_VK_FUSE");
+    d->fuse_geglu = !(fuse && !strcmp(fuse, "0"));
     vkGetPhysicalDeviceMemoryProperties(d->pd, &d->memp);
     d->max_range = d->props.limits.maxStorageBufferRange;
     /* Testing hook: a lower limit exercises the split-binding paths with
@@ -496,10 +672,48 @@ sdvk_status sd_vk_dev_init(sd_vk_dev *d, const sd_vulkan_opts *o) {
     VkPhysicalDevice16BitStorageFeatures s16 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES,
         .storageBuffer16BitAccess = d->f16 ? VK_TRUE : VK_FALSE};
+    /* Cooperative matrices: the extension, its feature, fp16 arithmetic,
+     * and full subgroups of a fixed size where the device can promise them. */
+    VkPhysicalDeviceShaderFloat16Int8Features f16i8 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES,
+        .shaderFloat16 = VK_TRUE};
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV cm_nv = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV,
+        .cooperativeMatrix = VK_TRUE};
+    VkPhysicalDeviceCooperativeMatrixFeaturesKHR cm_khr = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR,
+        .cooperativeMatrix = VK_TRUE};
+    VkPhysicalDeviceSubgroupSizeControlFeaturesEXT ssc = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES_EXT,
+        .subgroupSizeControl = VK_TRUE,
+        .computeFullSubgroups = VK_TRUE};
+    const char *exts[3];
+    uint32_t next_ = 0;
+    void **chain = &s16.pNext;
+    if (d->plan.coop == 1 || d->plan.coop == 2) {
+        exts[next_++] = "VK_KHR_shader_float16_int8";
+        *chain = &f16i8;
+        chain = &f16i8.pNext;
+        if (d->plan.coop == 2) {
+            exts[next_++] = VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME;
+            *chain = &cm_khr;
+            chain = &cm_khr.pNext;
+        } else {
+            exts[next_++] = "VK_NV_cooperative_matrix";
+            *chain = &cm_nv;
+            chain = &cm_nv.pNext;
+        }
+    }
+    if (d->subgroup_control) {
+        exts[next_++] = "VK_EXT_subgroup_size_control";
+        *chain = &ssc;
+    }
     VkDeviceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
                              .pNext = &s16,
                              .queueCreateInfoCount = 1,
-                             .pQueueCreateInfos = &qi};
+                             .pQueueCreateInfos = &qi,
+                             .enabledExtensionCount = next_,
+                             .ppEnabledExtensionNames = exts};
     SD_TRY(sd_vk_check(vkCreateDevice(d->pd, &ci, NULL, &d->dev), "vkCreateDevice"));
     volkLoadDevice(d->dev);
     vkGetDeviceQueue(d->dev, d->qfam, 0, &d->queue);
@@ -528,10 +742,16 @@ sdvk_status sd_vk_dev_init(sd_vk_dev *d, const sd_vulkan_opts *o) {
     SD_TRY(sd_vk_check(vkCreatePipelineLayout(d->dev, &pli, NULL, &d->playout),
                        "vkCreatePipelineLayout"));
     cache_load(d);
-    if (d->verbose)
+    probe_coop(d);
+    if (d->verbose) {
+        char desc[400];
+        sd_vk_plan_describe(&d->plan, desc, sizeof desc);
         sd_log("vulkan: %s (%s), %s storage, maxStorageBufferRange %llu MiB, pipeline cache %s",
                d->props.deviceName, info.driver, d->f16 ? "f16" : "f32",
                (unsigned long long)(d->max_range >> 20), d->pcache ? d->cache_path : "off");
+        sd_log("vulkan: kernels: matmul/conv2d %s%s; group/layer norm: simt", desc,
+               d->fuse_geglu ? "; GEGLU fused into its matmul" : "");
+    }
     return SDVK_OK;
 }
 
@@ -636,9 +856,16 @@ void sd_vk_buf_destroy(sd_vk_dev *d, sd_vk_buf *b) {
 
 sdvk_status sd_vk_pipeline_get(sd_vk_dev *d, const char *shader, const uint32_t *spec, int nspec,
                                VkPipeline *out) {
+    return sd_vk_pipeline_get2(d, shader, spec, nspec, 0, out);
+}
+
+sdvk_status sd_vk_pipeline_get2(sd_vk_dev *d, const char *shader, const uint32_t *spec, int nspec,
+                                int flags, VkPipeline *out) {
+    if (nspec > SD_VK_MAX_SPEC)
+        return sd_err(SDVK_ERR_BACKEND, "vulkan: %s: %d specialisation constants", shader, nspec);
     for (int i = 0; i < d->npipes; i++) {
         sd_vk_pipeline *p = &d->pipes[i];
-        if (p->nspec == nspec && !strcmp(p->shader, shader) &&
+        if (p->nspec == nspec && p->flags == flags && !strcmp(p->shader, shader) &&
             !memcmp(p->spec, spec, (size_t)nspec * sizeof *spec)) {
             *out = p->p;
             return SDVK_OK;
@@ -674,9 +901,15 @@ sdvk_status sd_vk_pipeline_get(sd_vk_dev *d, const char *shader, const uint32_t 
                                .pMapEntries = me,
                                .dataSize = (size_t)nspec * 4,
                                .pData = spec};
+    VkPipelineShaderStageRequiredSubgroupSizeCreateInfoEXT rs = {
+        .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_REQUIRED_SUBGROUP_SIZE_CREATE_INFO_EXT,
+        .requiredSubgroupSize = d->caps.subgroup};
+    int full = (flags & SD_VK_PIPE_FULL_SUBGROUPS) && d->subgroup_control;
     VkComputePipelineCreateInfo ci = {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
+                  .pNext = full ? &rs : NULL,
+                  .flags = full ? VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT_EXT : 0,
                   .stage = VK_SHADER_STAGE_COMPUTE_BIT,
                   .module = mod,
                   .pName = "main",
@@ -691,6 +924,7 @@ sdvk_status sd_vk_pipeline_get(sd_vk_dev *d, const char *shader, const uint32_t 
     snprintf(e->shader, sizeof e->shader, "%s", shader);
     memcpy(e->spec, spec, (size_t)nspec * sizeof *spec);
     e->nspec = nspec;
+    e->flags = flags;
     e->p = p;
     *out = p;
     return SDVK_OK;

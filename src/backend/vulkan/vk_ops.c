@@ -3,6 +3,7 @@
  * arena / weight buffers, and fills the push constants. Semantics of every
  * op: src/core/ops.def. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../../core/status.h"
@@ -55,13 +56,13 @@ static sdvk_status bind_tensor(sd_vk_rec *r, node_io *io, int binding, int t, ui
 }
 
 static sdvk_status dispatch(sd_vk_rec *r, node_io *io, const char *shader, const uint32_t *spec,
-                            int nspec, const void *push, size_t push_size, uint32_t gx, uint32_t gy,
-                            uint32_t gz) {
+                            int nspec, int flags, const void *push, size_t push_size, uint32_t gx,
+                            uint32_t gy, uint32_t gz) {
     if (gx > MAX_GROUPS || gy > MAX_GROUPS || gz > MAX_GROUPS)
         return sd_err(SDVK_ERR_UNSUPPORTED, "vulkan: %s: dispatch of %ux%ux%u workgroups is too large",
                       shader, gx, gy, gz);
     VkPipeline p;
-    SD_TRY(sd_vk_pipeline_get(r->d, shader, spec, nspec, &p));
+    SD_TRY(sd_vk_pipeline_get2(r->d, shader, spec, nspec, flags, &p));
     /* A set may not change once bound in a recording command buffer, so a
      * node's dispatches (split group norm has three) share one write. */
     if (!r->set_written) {
@@ -113,15 +114,40 @@ int sd_vk_weight_layout(const sd_graph *g, int tensor) {
     return 0;
 }
 
-static sdvk_status rec_matmul(sd_vk_rec *r, const sd_node *n) {
+int sd_vk_fused_next(const sd_vk_dev *d, const sd_graph *g, int k) {
+    if (!d->fuse_geglu || k < 0 || k + 1 >= g->nn)
+        return 0;
+    const sd_node *a = &g->n[k], *b = &g->n[k + 1];
+    if (a->op != SD_OP_MATMUL || b->op != SD_OP_GEGLU || a->in[3] >= 0 || b->in[0] != a->out)
+        return 0;
+    if (g->t[a->out].kind != SD_T_ACT || g->t[a->out].base >= 0)
+        return 0;
+    /* nothing else may read the product: no other node, no view of it */
+    for (int j = 0; j < g->nn; j++)
+        for (int i = 0; i < SD_MAX_IN; i++)
+            if (j != k + 1 && g->n[j].in[i] == a->out)
+                return 0;
+    for (int t = 0; t < g->nt; t++)
+        if (g->t[t].base == a->out)
+            return 0;
+    return 1;
+}
+
+/* MATMUL / CONV2D, and a MATMUL with the GEGLU after it folded into its
+ * epilogue (geglu != NULL). The variant (vk_kernels.def) comes from the
+ * device's plan and the problem size; its tile sets the grid. */
+static sdvk_status rec_matmul(sd_vk_rec *r, const sd_node *n, const sd_node *geglu) {
     const sd_graph *g = r->g;
-    const sd_tensor *X = &g->t[n->in[0]], *W = &g->t[n->in[1]], *O = &g->t[n->out];
+    const sd_vk_dev *d = r->d;
+    const sd_tensor *X = &g->t[n->in[0]], *W = &g->t[n->in[1]];
+    int out = geglu ? geglu->out : n->out;
+    const sd_tensor *O = &g->t[out];
     struct {
         uint32_t M, N, K, oo, ox, ow, ob, ores, H, W, Ci, Ho, Wo, kw, stride, pt, pl;
     } pc = {0};
     node_io io = {0};
     int conv = n->op == SD_OP_CONV2D;
-    pc.N = (uint32_t)W->ne[0];
+    pc.N = (uint32_t)(geglu ? W->ne[0] / 2 : W->ne[0]);
     if (conv) {
         pc.H = (uint32_t)X->ne[1];
         pc.W = (uint32_t)X->ne[2];
@@ -138,16 +164,33 @@ static sdvk_status rec_matmul(sd_vk_rec *r, const sd_node *n) {
         pc.K = (uint32_t)W->ne[1];
         pc.M = (uint32_t)(sd_tensor_nelem(X) / pc.K);
     }
-    SD_TRY(bind_tensor(r, &io, 0, n->out, &pc.oo));
+    SD_TRY(bind_tensor(r, &io, 0, out, &pc.oo));
     SD_TRY(bind_tensor(r, &io, 1, n->in[0], &pc.ox));
     SD_TRY(bind_tensor(r, &io, 2, n->in[1], &pc.ow));
     if (n->in[2] >= 0)
         SD_TRY(bind_tensor(r, &io, 3, n->in[2], &pc.ob));
     if (n->in[3] >= 0)
         SD_TRY(bind_tensor(r, &io, 4, n->in[3], &pc.ores));
-    uint32_t spec[3] = {n->in[2] >= 0, n->in[3] >= 0, (uint32_t)conv};
-    return dispatch(r, &io, "matmul", spec, 3, &pc, sizeof pc, ceil_div(pc.N, 64),
-                    ceil_div(pc.M, 64), 1);
+    int v = sd_vk_pick_variant(&d->plan, pc.M, geglu ? 2ull * pc.N : pc.N);
+    const sd_vk_variant *kv = &sd_vk_variants[v];
+    /* Vector loads (SIMT128: 4 elements, cooperative matrix: 8) need whole
+     * vectors: rows (conv: input pixels) and both offsets aligned. */
+    uint32_t q = kv->needs != SD_VK_NEED_NONE ? 8 : kv->bm == 128 ? 4 : 0;
+    uint32_t vec = q && (conv ? pc.Ci : pc.K) % q == 0 && pc.ox % q == 0 && pc.ow % q == 0;
+    uint32_t threads = sd_vk_variant_threads(v, d->caps.subgroup);
+    uint32_t spec[9] = {n->in[2] >= 0, n->in[3] >= 0, (uint32_t)conv, vec, geglu != NULL,
+                        d->plan.fm, d->plan.fn, d->plan.fk, threads};
+    if (kv->needs == SD_VK_NEED_NONE)
+        spec[5] = spec[6] = spec[7] = spec[8] = 0; /* unused: one pipeline per SIMT variant */
+    char name[48];
+    sd_vk_variant_spv(v, name, sizeof name);
+    r->n_variant[conv][v]++;
+    r->n_geglu_fused += geglu != NULL;
+    r->n_vec += (int)vec;
+    uint32_t cols = geglu ? kv->bn / 2 : kv->bn;
+    return dispatch(r, &io, name, spec, 9,
+                    kv->needs != SD_VK_NEED_NONE && d->subgroup_control ? SD_VK_PIPE_FULL_SUBGROUPS : 0,
+                    &pc, sizeof pc, ceil_div(pc.N, cols), ceil_div(pc.M, kv->bm), 1);
 }
 
 /* Group shape of a norm node: rows (batch, or rows for layer norm), groups,
@@ -168,17 +211,22 @@ static void norm_shape(const sd_graph *g, const sd_node *n, int64_t *rows, uint3
     *C = (uint32_t)c;
 }
 
-/* Groups above this many elements are split over several workgroups. */
-#define NORM_SPLIT_ABOVE 65536u
-#define NORM_CHUNK 16384u
+/* Groups above this many elements are split over several workgroups (two
+ * passes: chunk statistics, then merge + normalise), so that a GPU gets
+ * hundreds of workgroups instead of one per group. */
+#define NORM_SPLIT_ABOVE 8192u
+#define NORM_CHUNK_MIN 4096u
+#define NORM_MAX_CHUNKS 32u /* the apply pass merges every chunk of every group */
+
+static int norm_splits(uint64_t len, uint32_t G, sd_op op) {
+    return op == SD_OP_GROUP_NORM && len > NORM_SPLIT_ABOVE && G <= 256;
+}
 
 static void norm_split(uint32_t n, uint32_t *chunks, uint32_t *chunk) {
-    *chunk = NORM_CHUNK;
+    *chunk = ceil_div(n, NORM_MAX_CHUNKS);
+    if (*chunk < NORM_CHUNK_MIN)
+        *chunk = NORM_CHUNK_MIN;
     *chunks = ceil_div(n, *chunk);
-    if (*chunks > 1024) {
-        *chunks = 1024;
-        *chunk = ceil_div(n, 1024);
-    }
 }
 
 VkDeviceSize sd_vk_node_scratch(const sd_graph *g, const sd_node *n) {
@@ -188,10 +236,10 @@ VkDeviceSize sd_vk_node_scratch(const sd_graph *g, const sd_node *n) {
     uint32_t G, S, C, chunks, chunk;
     norm_shape(g, n, &rows, &G, &S, &C);
     uint64_t len = (uint64_t)S * (C / G);
-    if (len <= NORM_SPLIT_ABOVE)
+    if (!norm_splits(len, G, n->op))
         return 0;
     norm_split((uint32_t)len, &chunks, &chunk);
-    return ((VkDeviceSize)rows * G * chunks * 2 + (VkDeviceSize)rows * G * 2) * 4;
+    return (VkDeviceSize)rows * G * chunks * 2 * 4;
 }
 
 static sdvk_status rec_norm(sd_vk_rec *r, const sd_node *n) {
@@ -215,18 +263,20 @@ static sdvk_status rec_norm(sd_vk_rec *r, const sd_node *n) {
     VkDeviceSize need = sd_vk_node_scratch(r->g, n);
     if (!need) {
         uint32_t spec[2] = {silu, 0};
-        return dispatch(r, &io, "norm", spec, 2, &pc, sizeof pc, pc.ngroups, 1, 1);
+        return dispatch(r, &io, "norm", spec, 2, 0, &pc, sizeof pc, pc.ngroups, 1, 1);
     }
     if (need > r->scratch_size)
         return sd_err(SDVK_ERR_BACKEND, "vulkan: group norm scratch not reserved");
     norm_split(pc.S * pc.Cg, &pc.chunks, &pc.chunk);
     io.bi[4] = (VkDescriptorBufferInfo){r->bufs[r->scratch_buf].buf, r->scratch_off, need};
     pc.osc = 0;
-    uint32_t spec1[2] = {silu, 1}, spec2[2] = {silu, 2}, spec3[2] = {silu, 3};
-    SD_TRY(dispatch(r, &io, "norm", spec1, 2, &pc, sizeof pc, pc.chunks, pc.ngroups, 1));
-    SD_TRY(dispatch(r, &io, "norm", spec2, 2, &pc, sizeof pc, ceil_div(pc.ngroups, 256), 1, 1));
-    uint32_t groups = ceil_div(pc.n_total, 256);
-    return dispatch(r, &io, "norm", spec3, 2, &pc, sizeof pc, groups > 4096 ? 4096 : groups, 1, 1);
+    r->n_norm_split++;
+    uint32_t spec1[2] = {silu, 1}, spec2[2] = {silu, 2};
+    SD_TRY(dispatch(r, &io, "norm", spec1, 2, 0, &pc, sizeof pc, pc.chunks, pc.ngroups, 1));
+    /* 16 elements per thread; a grid-stride loop past 16384 workgroups */
+    uint32_t blocks = ceil_div((uint64_t)pc.S * pc.C, 4096);
+    return dispatch(r, &io, "norm", spec2, 2, 0, &pc, sizeof pc, blocks > 16384 ? 16384 : blocks,
+                    (uint32_t)rows, 1);
 }
 
 /* Head dims the attention shader takes: at most 64, or 64 per thread with
@@ -265,8 +315,31 @@ static sdvk_status rec_attention(sd_vk_rec *r, const sd_node *n) {
         kt = 32;
     if (kt < 1)
         kt = 1;
+    const sd_vk_dev *d = r->d;
+    uint32_t bkv = sd_vk_attn_block(&d->caps, &d->plan, D);
+    /* testing hook: a smaller key block (16 or 32) than shared memory allows */
+    const char *cap = getenv("SDVK_VK_ATTN_BKV");
+    if (bkv && cap && atoi(cap) >= 16 && (uint32_t)atoi(cap) < bkv)
+        bkv = atoi(cap) >= 32 ? 32 : 16;
+    if (bkv) {
+        /* the matrix units: same bindings, plus whether uvec4 loads fit */
+        struct {
+            uint32_t Lq, Lk, H, oo, oq, ok, ov;
+            float scale;
+            uint32_t vec;
+        } pcc = {pc.Lq, pc.Lk, pc.H, pc.oo, pc.oq, pc.ok, pc.ov, pc.scale, 0};
+        pcc.vec = D % 8 == 0 && pc.oq % 8 == 0 && pc.ok % 8 == 0 && pc.ov % 8 == 0;
+        uint32_t cspec[9] = {D, (uint32_t)(n->i[1] != 0), bkv, 0, 0, d->plan.fm, d->plan.fn, d->plan.fk,
+                             d->plan.threads_att};
+        char name[48];
+        sd_vk_variant_spv(d->plan.att, name, sizeof name);
+        r->n_attn_coop++;
+        return dispatch(r, &io, name, cspec, 9, d->subgroup_control ? SD_VK_PIPE_FULL_SUBGROUPS : 0, &pcc,
+                        sizeof pcc, ceil_div(pc.Lq, sd_vk_variants[d->plan.att].wg * d->plan.fm),
+                        (uint32_t)(Q->ne[0] * H), 1);
+    }
     uint32_t spec[4] = {D, kt, (uint32_t)(n->i[1] != 0), tpq};
-    return dispatch(r, &io, "attention", spec, 4, &pc, sizeof pc, ceil_div(pc.Lq, 64 / tpq),
+    return dispatch(r, &io, "attention", spec, 4, 0, &pc, sizeof pc, ceil_div(pc.Lq, 64 / tpq),
                     (uint32_t)(Q->ne[0] * H), 1);
 }
 
@@ -336,7 +409,7 @@ static sdvk_status rec_eltwise(sd_vk_rec *r, const sd_node *n) {
     if (groups > 4096) /* grid-stride loop in the shader covers the rest */
         groups = 4096;
     uint32_t spec[1] = {op};
-    return dispatch(r, &io, "eltwise", spec, 1, &pc, sizeof pc, groups ? groups : 1, 1, 1);
+    return dispatch(r, &io, "eltwise", spec, 1, 0, &pc, sizeof pc, groups ? groups : 1, 1, 1);
 }
 
 /* Binds an embedding table, as two ranges (rows < *split at binding 2, the
@@ -392,14 +465,16 @@ static sdvk_status rec_embed(sd_vk_rec *r, const sd_node *n, VkDeviceSize aux_of
     if (groups > 4096)
         groups = 4096;
     uint32_t spec[1] = {op};
-    return dispatch(r, &io, "embed", spec, 1, &pc, sizeof pc, groups ? groups : 1, 1, 1);
+    return dispatch(r, &io, "embed", spec, 1, 0, &pc, sizeof pc, groups ? groups : 1, 1, 1);
 }
 
 sdvk_status sd_vk_record_node(sd_vk_rec *r, const sd_node *n, VkDeviceSize aux_off) {
     if ((unsigned)n->op >= SD_OP_COUNT)
         return sd_err(SDVK_ERR_INVALID_ARG, "vulkan: unknown op %d", (int)n->op);
+    int k = (int)(n - r->g->n);
     switch (k_family[n->op]) {
-    case FAM_matmul: return rec_matmul(r, n);
+    case FAM_matmul:
+        return rec_matmul(r, n, sd_vk_fused_next(r->d, r->g, k) ? n + 1 : NULL);
     case FAM_norm: return rec_norm(r, n);
     case FAM_attention: return rec_attention(r, n);
     case FAM_embed: return rec_embed(r, n, aux_off);
@@ -445,5 +520,24 @@ sdvk_status sd_vk_record_advance(sd_vk_rec *r) {
     /* binding 0: the indirect table, zeroed when the host raised cancel */
     io.bi[0] = (VkDescriptorBufferInfo){r->bufs[r->ind_buf].buf, 0, VK_WHOLE_SIZE};
     uint32_t words = 3 * ((uint32_t)r->n_dispatch + 1), spec[1] = {0};
-    return dispatch(r, &io, "advance", spec, 0, &words, sizeof words, 1, 1, 1);
+    return dispatch(r, &io, "advance", spec, 0, 0, &words, sizeof words, 1, 1, 1);
+}
+
+void sd_vk_log_kernels(const sd_vk_rec *r) {
+    char line[512];
+    int o = 0;
+    static const char *const opn[2] = {"matmul", "conv2d"};
+    for (int c = 0; c < 2; c++)
+        for (int v = 0; v < SD_VK_K_COUNT; v++) {
+            if (!r->n_variant[c][v] || o >= (int)sizeof line - 80)
+                continue;
+            char name[48];
+            sd_vk_variant_spv(v, name, sizeof name);
+            o += snprintf(line + o, sizeof line - (size_t)o, "%s%s %dx %s (%s %ux%u)", o ? ", " : "",
+                          opn[c], r->n_variant[c][v], name, sd_vk_variants[v].family,
+                          sd_vk_variants[v].bm, sd_vk_variants[v].bn);
+        }
+    sd_log("vulkan: kernels recorded: %s; %d with vector loads; %d GEGLU fused into the matmul; "
+           "%d group norms split over workgroups; %d attention on the matrix units",
+           o ? line : "no matmul/conv2d", r->n_vec, r->n_geglu_fused, r->n_norm_split, r->n_attn_coop);
 }
