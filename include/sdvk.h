@@ -425,7 +425,14 @@ typedef enum sdvk_convert_type {
     SDVK_CONVERT_KEEP = 0, /* each tensor keeps its dtype (F64 becomes F32) */
     SDVK_CONVERT_F16 = 1,  /* every floating-point tensor as F16 (round to nearest even) */
     SDVK_CONVERT_F32 = 2,
-    SDVK_CONVERT_BF16 = 3
+    SDVK_CONVERT_BF16 = 3,
+    /* 8-bit weights (what --weights q8 makes at load): the matmul and conv
+     * weights become int8 with an fp16 scale per 32 values (tensor NAME as
+     * I8 plus NAME.q8_scale as F16, metadata sdvk.q8); every other tensor
+     * keeps its dtype. A file converted so computes bit for bit what
+     * SDVK_WEIGHTS_Q8 does on the source. 8-bit sources stay 8-bit under
+     * KEEP and Q8, and are dequantised exactly for F16/F32/BF16. */
+    SDVK_CONVERT_Q8 = 4
 } sdvk_convert_type;
 
 typedef struct sdvk_convert_params {

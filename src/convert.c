@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/q8.h"
 #include "core/status.h"
 #include "io/keymap.h"
 #include "io/lora.h"
@@ -40,6 +41,7 @@ static const char *type_name(sdvk_convert_type t) {
     case SDVK_CONVERT_F16: return "f16";
     case SDVK_CONVERT_F32: return "f32";
     case SDVK_CONVERT_BF16: return "bf16";
+    case SDVK_CONVERT_Q8: return "q8";
     }
     return "?";
 }
@@ -56,12 +58,14 @@ static const char *base_name(const char *p) {
 
 typedef struct job {
     const sd_st_tensor *t;
-    int kind;          /* J_RAW: bytes as they are; J_CONV: float conversion; J_MERGE: LoRA */
+    int kind;          /* J_RAW: bytes as they are; J_CONV: float conversion; J_MERGE: the
+                        * whole tensor in f32 (LoRAs, 8-bit sources); J_Q8 / J_Q8S: its
+                        * int8 values / fp16 scales */
     int is_f64;        /* J_CONV source is F64 */
     sd_dtype out;      /* J_CONV / J_MERGE output */
     size_t n;          /* elements */
 } job;
-enum { J_RAW, J_CONV, J_MERGE };
+enum { J_RAW, J_CONV, J_MERGE, J_Q8, J_Q8S };
 
 typedef struct lora_use {
     sd_lora *l;
@@ -134,7 +138,7 @@ static sdvk_status write_job(sd_st_stream *w, const job *j, const lora_use *lu, 
         }
         return SDVK_OK;
     }
-    /* J_MERGE: the whole weight in float32, plus each LoRA's delta */
+    /* J_MERGE, J_Q8, J_Q8S: the whole weight in float32, plus each LoRA's delta */
     if (j->n > *merge_cap) {
         float *nb = realloc(*merge, j->n * sizeof(float));
         if (!nb)
@@ -149,6 +153,21 @@ static sdvk_status write_job(sd_st_stream *w, const job *j, const lora_use *lu, 
         const sd_lora_mod *m = wt != 0.0f ? sd_lora_find(lu[i].l, t->name) : NULL;
         if (m)
             SD_TRY(sd_lora_apply(m, wt, *merge, j->n));
+    }
+    if (j->kind == J_Q8 || j->kind == J_Q8S) {
+        /* the pair is quantised once per item: twice per weight, cheap next
+         * to the I/O, and no state between the writer's requests */
+        const int64_t ns = sd_q8_nscales(t->ndim, t->ne);
+        int8_t *q = malloc(j->n);
+        uint16_t *sc = malloc((size_t)ns * sizeof *sc);
+        sdvk_status s = q && sc ? sd_q8_quantize_tensor(*merge, SD_F32, t->ndim, t->ne, q, sc, t->name)
+                                : sd_err(SDVK_ERR_OOM, "out of memory quantising %s", t->name);
+        if (!s)
+            s = j->kind == J_Q8 ? sd_st_stream_write(w, q, j->n)
+                                : sd_st_stream_write(w, sc, (size_t)ns * sizeof *sc);
+        free(q);
+        free(sc);
+        return s;
     }
     for (size_t i = 0; i < j->n; i += CHUNK_ELEMS) {
         size_t k = j->n - i < CHUNK_ELEMS ? j->n - i : CHUNK_ELEMS;
@@ -199,7 +218,8 @@ static sdvk_status make_meta(const sd_model *m, const char *model_path,
                              const sdvk_convert_params *p, kv *out) {
     const sd_safetensors *st = m->st;
     for (int i = 0; i < st->n_meta; i++)
-        if (strcmp(st->meta_key[i], "sdvk.format") && strcmp(st->meta_key[i], "sdvk.tokenizer"))
+        if (strcmp(st->meta_key[i], "sdvk.format") && strcmp(st->meta_key[i], "sdvk.tokenizer") &&
+            strcmp(st->meta_key[i], SD_Q8_META_KEY)) /* set again when the output has q8 tensors */
             SD_TRY(kv_set(out, st->meta_key[i], st->meta_val[i]));
     char buf[1024];
     if (m->unet.present) {
@@ -227,6 +247,21 @@ static sdvk_status make_meta(const sd_model *m, const char *model_path,
     return SDVK_OK;
 }
 
+/* The scales of an 8-bit weight in a q8 source: the table pairs them with
+ * the weight (an SD_Q8 entry) but lists them too. */
+static int is_q8_scale(const sd_safetensors *st, const sd_st_tensor *t) {
+    size_t n = strlen(t->name), k = strlen(SD_Q8_SCALE_SUFFIX);
+    if (n <= k || strcmp(t->name + n - k, SD_Q8_SCALE_SUFFIX))
+        return 0;
+    char base[512];
+    if (n - k >= sizeof base)
+        return 0;
+    memcpy(base, t->name, n - k);
+    base[n - k] = 0;
+    const sd_st_tensor *w = sd_st_find(st, base);
+    return w && w->dtype == SD_Q8 && w->scale == t->data;
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -245,7 +280,7 @@ sdvk_status sdvk_convert(const char *model_path, const char *out_path,
         return sd_err(SDVK_ERR_INVALID_ARG, "convert: no model path given");
     if (!out_path || !*out_path)
         return sd_err(SDVK_ERR_INVALID_ARG, "convert: no output path given");
-    if ((unsigned)p->type > SDVK_CONVERT_BF16)
+    if ((unsigned)p->type > SDVK_CONVERT_Q8)
         return sd_err(SDVK_ERR_INVALID_ARG, "convert: unknown type %d", (int)p->type);
     if (p->n_loras < 0 || p->n_loras > MAX_LORAS || (p->n_loras && !p->loras))
         return sd_err(SDVK_ERR_INVALID_ARG, "convert: %d LoRAs (0..%d)", p->n_loras, MAX_LORAS);
@@ -262,6 +297,8 @@ sdvk_status sdvk_convert(const char *model_path, const char *out_path,
     int nl = 0;
     job *jobs = NULL;
     sd_st_stream_item *items = NULL;
+    char **scale_names = NULL; /* NAME.q8_scale, owned */
+    int st_n = 0;
     sd_st_stream *w = NULL;
     float *f32 = NULL, *merge = NULL;
     void *obuf = NULL;
@@ -271,6 +308,7 @@ sdvk_status sdvk_convert(const char *model_path, const char *out_path,
     if (s)
         goto done;
     const sd_safetensors *st = m->st;
+    st_n = st->n;
     for (; nl < p->n_loras; nl++) {
         if ((s = sd_lora_load(p->loras[nl].path, st, &lu[nl].l)))
             goto done;
@@ -281,20 +319,24 @@ sdvk_status sdvk_convert(const char *model_path, const char *out_path,
                        lu[nl].l->n_ignored ? "; ignored: " : "",
                        lu[nl].l->n_ignored ? lu[nl].l->ignored_note : "");
     }
-    jobs = calloc((size_t)(st->n ? st->n : 1), sizeof *jobs);
-    items = calloc((size_t)(st->n ? st->n : 1), sizeof *items);
+    /* a q8 weight is two items: its values and its scales */
+    jobs = calloc((size_t)(st->n ? 2 * st->n : 1), sizeof *jobs);
+    items = calloc((size_t)(st->n ? 2 * st->n : 1), sizeof *items);
+    scale_names = calloc((size_t)(st->n ? st->n : 1), sizeof *scale_names);
     f32 = malloc(CHUNK_ELEMS * sizeof *f32);
     obuf = malloc(CHUNK_ELEMS * sizeof(float));
-    if (!jobs || !items || !f32 || !obuf) {
+    if (!jobs || !items || !scale_names || !f32 || !obuf) {
         s = sd_err(SDVK_ERR_OOM, "out of memory");
         goto done;
     }
     /* what goes out: the three networks' tensors; EMA copies, optimizer
      * state and schedule buffers (alphas_cumprod, ...) are left out */
-    int n = 0, skipped = 0, merged = 0;
+    int n = 0, skipped = 0, merged = 0, n_q8 = 0;
     char skipped_note[256] = "";
     for (int i = 0; i < st->n; i++) {
         const sd_st_tensor *t = &st->t[i];
+        if (is_q8_scale(st, t))
+            continue; /* written with its weight */
         int net = starts(t->name, SD_KM_UNET_PREFIX) || starts(t->name, SD_KM_VAE_PREFIX) ||
                   starts(t->name, "cond_stage_model.");
         size_t isz = sd_st_dtype_itemsize(t->dtype_str);
@@ -328,6 +370,33 @@ sdvk_status sdvk_convert(const char *model_path, const char *out_path,
                 goto done;
             }
             merged += j->kind == J_MERGE;
+            const int q8 = t->dtype == SD_Q8 ? p->type == SDVK_CONVERT_KEEP || p->type == SDVK_CONVERT_Q8
+                                             : p->type == SDVK_CONVERT_Q8 &&
+                                                   sd_q8_wanted(t->name, t->ndim, t->ne);
+            if (q8) {
+                j->kind = J_Q8;
+                jobs[n + 1] = *j;
+                jobs[n + 1].kind = J_Q8S;
+                items[n].name = t->name;
+                items[n].dtype = "I8";
+                items[n].ndim = t->ndim;
+                memcpy(items[n].ne, t->ne, sizeof t->ne);
+                size_t ln = strlen(t->name) + sizeof SD_Q8_SCALE_SUFFIX;
+                char *sn = scale_names[n_q8++] = malloc(ln);
+                if (!sn) {
+                    s = sd_err(SDVK_ERR_OOM, "out of memory");
+                    goto done;
+                }
+                snprintf(sn, ln, "%s%s", t->name, SD_Q8_SCALE_SUFFIX);
+                items[n + 1].name = sn;
+                items[n + 1].dtype = "F16";
+                items[n + 1].ndim = t->ndim;
+                sd_q8_scale_shape(t->ndim, t->ne, items[n + 1].ne);
+                n += 2;
+                continue;
+            }
+            if (t->dtype == SD_Q8 && j->kind != J_MERGE) /* dequantised whole */
+                j->kind = J_MERGE;
         }
         items[n].name = t->name;
         items[n].dtype = j->kind == J_RAW ? t->dtype_str : sd_dtype_name(j->out);
@@ -343,6 +412,8 @@ sdvk_status sdvk_convert(const char *model_path, const char *out_path,
         sd_log_verbose("left out %d tensors that are not UNet, VAE or text encoder weights: %s%s",
                        skipped, skipped_note, skipped > 3 ? ", ..." : "");
     if ((s = make_meta(m, model_path, p, &meta)))
+        goto done;
+    if (n_q8 && (s = kv_set(&meta, SD_Q8_META_KEY, SD_Q8_META_VERSION)))
         goto done;
     if ((s = sd_st_stream_open(out_path, items, n, (const char *const *)meta.s, meta.n, &w)))
         goto done;
@@ -386,6 +457,8 @@ done:
     free(obuf);
     free(items);
     free(jobs);
+    for (int i = 0; scale_names && i < st_n; i++) free(scale_names[i]);
+    free(scale_names);
     for (int i = 0; i < nl; i++) sd_lora_free(lu[i].l);
     sd_model_close(m);
     sd_log_set_sink(NULL, NULL, 0); /* the caller's sink is not kept past the call */

@@ -57,6 +57,7 @@ endif()
 
 # sdvk convert: dtypes, LoRAs merged == LoRAs at run time, the API
 sdvk_extra_sh(convert_types convert_types "extra;cli;convert")
+sdvk_extra_sh(convert_q8 convert_q8 "extra;cli;convert")
 sdvk_extra_sh(convert_lora convert_lora "extra;cli;convert")
 add_test(NAME extra_convert_api
   COMMAND test_extra convert_api ${SDVK_TEST_DATA}/tiny/model.safetensors

@@ -16,6 +16,8 @@
 #   convert_ckpt V       `sdvk convert` of V/tiny.ckpt / V/diffusers (from
 #   convert_diffusers V  make_test_variants.py): stage outputs bit-identical
 #   convert_types        keep / f32 / f16 (in place, round trip) / bf16
+#   convert_q8           --type q8 == --weights q8 at load (bit for bit); q8 -> keep / q8 /
+#                        f16 / f32 round trips
 #   convert_lora         LoRAs merged by convert == applied at run time
 #   convert_vae V        --vae merged == --vae at run time
 #   convert_bad V        bad inputs refused, nothing left behind
@@ -97,6 +99,32 @@ convert_ckpt|convert_diffusers)
         cmp -s ref_$s.npy conv_$s.npy && echo "stage $s bit-identical" || fail "stage $s differs"
     done
     "$TL" same "$REF" conv.safetensors || fail "tensors differ" ;;
+convert_q8)
+    # a q8 file computes what --weights q8 makes at load from the original,
+    # bit for bit, and is smaller than the f16 one
+    "$SDVK" convert -m "$TINY/model.safetensors" -o q8.safetensors --type q8 || fail "convert q8"
+    [ "$(wc -c < q8.safetensors)" -lt "$(wc -c < "$TINY/model.safetensors")" ] || fail "q8 file not smaller"
+    run_stages q8.safetensors q8 && run_stages "$TINY/model.safetensors" load --weights q8 || exit 1
+    for s in clip unet dec enc; do
+        "$CHK" npycmp q8_$s.npy load_$s.npy 0 || fail "$s: q8 file differs from --weights q8"
+    done
+    # 8-bit stays 8-bit (keep and q8 again give the same tensors and scales)
+    "$SDVK" convert -m q8.safetensors -o q8keep.safetensors || fail "q8 -> keep"
+    "$TL" same q8.safetensors q8keep.safetensors || fail "q8 -> keep changed tensors"
+    "$SDVK" convert -m q8.safetensors -o q8q8.safetensors --type q8 || fail "q8 -> q8"
+    "$TL" same q8.safetensors q8q8.safetensors || fail "q8 -> q8 changed tensors"
+    # dequantised exactly in f32: the same stages as the q8 file (reference
+    # kernels: the SIMD q8 GEMM also quantises activations)
+    "$SDVK" convert -m q8.safetensors -o deq32.safetensors --type f32 || fail "q8 -> f32"
+    run_stages deq32.safetensors deq32 && SDVK_CPU_ISA=ref run_stages q8.safetensors q8ref || exit 1
+    SDVK_CPU_ISA=ref run_stages deq32.safetensors deq32ref || exit 1
+    "$CHK" npycmp deq32ref_unet.npy q8ref_unet.npy 1e-5 || fail "q8 -> f32 UNet differs from the q8 file"
+    "$CHK" npycmp deq32_unet.npy q8_unet.npy 3e-2 || fail "q8 -> f32 UNet too far from the q8 file"
+    "$SDVK" convert -m q8.safetensors -o deq16.safetensors --type f16 || fail "q8 -> f16"
+    run_stages deq16.safetensors deq16 || exit 1
+    "$CHK" npycmp deq16_unet.npy deq32_unet.npy 1e-2 || fail "q8 -> f16 UNet too far from q8 -> f32"
+    ls | grep -q "tmp-" && fail "temporary files left: $(ls | grep tmp-)"
+    true ;;
 convert_types)
     # keep: the same tensors; in place f16 -> f32 -> f16 gives the file's
     # tensors back; bf16 loads and runs near the f16 result

@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 
 #include "core/npy.h"
+#include "core/q8.h"
 #include "core/status.h"
 #include "io/ckpt.h"
 #include "io/diffusers.h"
@@ -54,7 +55,11 @@ static int is_network(const char *k) {
 static int same_tensor(const sd_st_tensor *x, const sd_st_tensor *y) {
     return x->ndim == y->ndim && x->nbytes == y->nbytes && !strcmp(x->dtype_str, y->dtype_str) &&
            !memcmp(x->ne, y->ne, sizeof(int64_t) * (size_t)x->ndim) &&
-           (!x->nbytes || !memcmp(x->data, y->data, x->nbytes));
+           (!x->nbytes || !memcmp(x->data, y->data, x->nbytes)) &&
+           /* 8-bit weights: their scales too */
+           (x->dtype != SD_Q8 || (y->dtype == SD_Q8 && x->scale && y->scale &&
+                                  !memcmp(x->scale, y->scale,
+                                          (size_t)sd_q8_nscales(x->ndim, x->ne) * 2)));
 }
 
 static int cmd_same(const char *ref, const char *other) {

@@ -23,9 +23,11 @@ static void usage(FILE *f) {
           "                            diffusers vae/ folder)\n"
           "  --lora FILE[:W[:UNET_W]]  merge a LoRA into the weights (repeatable): W for the text\n"
           "                            encoder and the UNet (1), or W for the text encoder and UNET_W\n"
-          "  --type keep|f16|f32|bf16  floating-point tensors as they are (keep, the default) or\n"
-          "                            converted; weights a LoRA changes are merged in float32, then\n"
-          "                            stored in this type\n"
+          "  --type keep|f16|f32|bf16|q8  floating-point tensors as they are (keep, the default)\n"
+          "                            or converted; q8: matmul/conv weights as int8 with an fp16\n"
+          "                            scale per 32 values (what --weights q8 makes at load), the\n"
+          "                            rest kept; weights a LoRA changes are merged in float32,\n"
+          "                            then stored in this type\n"
           "  -v, --verbose             say what is merged, left out and written\n"
           "  -h, --help\n\n"
           "Left out: tensors that are not UNet, VAE or text encoder weights (EMA copies, optimizer\n"
@@ -95,13 +97,13 @@ int cli_cmd_convert(int argc, char **argv) {
         } else if (cli_is(&a, "--type", NULL)) {
             if ((rc = cli_value(&a, &v)))
                 return rc;
-            static const char *const names[] = {"keep", "f16", "f32", "bf16"};
+            static const char *const names[] = {"keep", "f16", "f32", "bf16", "q8"};
             int k = -1;
-            for (int i = 0; i < 4; i++)
+            for (int i = 0; i < 5; i++)
                 if (!strcmp(v, names[i]))
                     k = i;
             if (k < 0)
-                return cli_usage_error("--type: unknown type '%s' (use keep, f16, f32 or bf16)", v);
+                return cli_usage_error("--type: unknown type '%s' (use keep, f16, f32, bf16 or q8)", v);
             type = (sdvk_convert_type)k;
         } else if (cli_is(&a, "-v", "--verbose")) {
             if ((rc = cli_no_value(&a)))
