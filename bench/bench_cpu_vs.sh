@@ -44,7 +44,9 @@ trap 'rm -rf "$tmp"' EXIT
 
 # best (min) wall and cpu of the "run" lines of a bench_stages stage
 best() { # file stage-name -> "wall cpu"
-  grep "^$2 *run " "$1" | awk '{w=$(NF-6); c=$(NF-4); if (bw=="" || w<bw) bw=w; if (bc=="" || c<bc) bc=c} END {print bw, bc}'
+  # (the number before "s" and before "cpu-s": the line may end with more, e.g. peak RSS)
+  grep "^$2 *run " "$1" | awk '{w=""; c=""; for (i = 2; i <= NF; i++) { if ($i == "s") w = $(i-1); if ($i == "cpu-s") c = $(i-1) }
+    if (bw == "" || w + 0 < bw + 0) bw = w; if (bc == "" || c + 0 < bc + 0) bc = c} END {print bw, bc}'
 }
 
 echo "== sdvk ($isa, $threads threads, weights $weights), ${size}x${size}"
