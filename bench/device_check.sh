@@ -63,8 +63,11 @@ if [ $MODE = prepare ]; then
     mkdir -p "$DEV/bin" "$DEV/lib" "$DEV/vk" "$DEV/whl"
     cp "$B/sdvk" "$B/bench/bench_vulkan" "$DEV/bin/"
     strip "$DEV/bin/"* 2>/dev/null || true
-    # shared libraries the GPU machine's image may lack (libc and libm it has)
-    for l in $(ldd "$B/sdvk" | awk '/=>/ {print $3}' | grep -E 'utf8proc|jansson|libz\.'); do
+    # shared libraries the GPU machine's image may lack (jansson, libpng,
+    # libjpeg-turbo, libmicrohttpd and theirs): all but glibc's own, which
+    # the image has in a newer version
+    for l in $(ldd "$B/sdvk" "$B/bench/bench_vulkan" | awk '/=>/ {print $3}' | sort -u |
+        grep -vE '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*|libgcc_s|libstdc\+\+)\.so'); do
         cp -L "$l" "$DEV/lib/"
     done
     # libvulkan1 and the validation layer: Debian packages, unpacked here
@@ -133,15 +136,23 @@ if [ $MODE = dry ]; then
     MODEL=$W/full_f16.safetensors
     [ -f /tmp/sdvk_full/full_f16.safetensors ] && MODEL=/tmp/sdvk_full/full_f16.safetensors
 else
-    SDVK=$DEV/bin/sdvk
-    BENCH=$DEV/bin/bench_vulkan
+    # the carried libraries for our binaries only (Python and torch keep the
+    # image's own libffi, libz, ...): small wrappers that set the path
+    mkdir -p "$W/bin"
+    LIBP=$DEV/lib:$DEV/vk/usr/lib/x86_64-linux-gnu
+    for b in sdvk bench_vulkan; do
+        printf '#!/bin/sh\nLD_LIBRARY_PATH=%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec %s "$@"\n' \
+            "$LIBP" "$DEV/bin/$b" >"$W/bin/$b"
+        chmod +x "$W/bin/$b"
+    done
+    SDVK=$W/bin/sdvk
+    BENCH=$W/bin/bench_vulkan
     VOCAB=$(ls "$DEV"/bpe_simple_vocab_16e6.txt.gz 2>/dev/null)
     PY=python3
     TORCH_DEV=cuda
     NPY=python3
     SIZE=512 STEPS=20 LAT=64 BENCH_SD=--sd NICE=
     MODEL=$W/full_f16.safetensors
-    export LD_LIBRARY_PATH=$DEV/lib:$DEV/vk/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     export VK_LAYER_PATH=$DEV/vk/usr/share/vulkan/explicit_layer.d
     if [ -d "$DEV/whl" ] && ls "$DEV"/whl/*.whl >/dev/null 2>&1; then
         python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
