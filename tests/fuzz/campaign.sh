@@ -19,7 +19,7 @@
 main() {
 set -euo pipefail
 if [ $# -lt 2 ]; then
-    echo "usage: $0 safetensors|image|prompt|npy SECONDS" >&2
+    echo "usage: $0 safetensors|image|prompt|npy|ckpt|lora|server_json|base64 SECONDS" >&2
     exit 2
 fi
 target=$1
@@ -29,6 +29,10 @@ safetensors) max_len=16384 ;;
 image) max_len=32768 ;;
 prompt) max_len=8192 ;;
 npy) max_len=4096 ;;
+ckpt) max_len=32768 ;;
+lora) max_len=16384 ;;
+server_json) max_len=16384 ;;
+base64) max_len=8192 ;;
 *) echo "$0: unknown target '$target'" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/../.."
