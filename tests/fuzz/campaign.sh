@@ -13,7 +13,8 @@
 # time, exec/s, cov, ft, corpus size, finding) and a running CPU total to
 # $SDVK_FUZZ_ROOT/TARGET.log; the full fuzzer output goes to
 # $SDVK_FUZZ_ROOT/out/TARGET-<date>.txt. A lock file makes concurrent calls
-# wait for each other: never two fuzzers at once on a small machine.
+# wait for each other: one fuzzer per slot ($SDVK_FUZZ_SLOT, default 0; use
+# one slot per core you can spare), and one build at a time.
 # The body is one function, parsed whole before it runs: editing this file
 # while a campaign runs cannot change what the running shell executes.
 main() {
@@ -41,8 +42,10 @@ root=${SDVK_FUZZ_ROOT:-/work/fuzz-campaign}
 mkdir -p "$root/corpus/$target" "$root/artifacts/$target" "$root/out"
 log=$root/$target.log
 
-exec 9> "$root/.lock"
+exec 9> "$root/.lock${SDVK_FUZZ_SLOT:-0}"
 flock 9
+exec 8> "$root/.build-lock"
+flock 8
 
 # -O2 -g without -DNDEBUG: assertions (ours and third-party) stay live, so a
 # reachable assert is a finding.
@@ -50,6 +53,7 @@ nice -n 19 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=
     -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g" -DSDVK_FUZZ=ON -DSDVK_VULKAN=OFF > /dev/null
 nice -n 19 cmake --build build-fuzz -j2 --target "fuzz_$target" > /dev/null
 bin=$src/build-fuzz/tests/fuzz_$target
+flock -u 8
 dict=()
 [ -f "tests/fuzz/$target.dict" ] && dict=(-dict="tests/fuzz/$target.dict")
 
