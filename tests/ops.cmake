@@ -15,3 +15,10 @@ set_tests_properties(ops_conformance_cpu PROPERTIES LABELS "ops;simd")
 
 add_test(NAME graph_planner COMMAND test_graph)
 set_tests_properties(graph_planner PROPERTIES LABELS "unit")
+
+# The same cases with the CPU's Winograd conv taking every 3x3 stride-1 conv
+# (by default it takes only large ones), so its transforms meet every
+# padding, tail and residual case above.
+add_test(NAME ops_conformance_cpu_winograd COMMAND test_conformance)
+set_tests_properties(ops_conformance_cpu_winograd PROPERTIES LABELS "ops;simd"
+  ENVIRONMENT "SDVK_CPU_WINOGRAD=on;SDVK_CONFORMANCE_OPS=conv2d,chain")

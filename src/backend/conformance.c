@@ -421,6 +421,13 @@ static const case_def k_cases[] = {
     {SD_OP_CONV2D, b_conv, {1, 6, 6, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, BF16}, 1e-5},
     {SD_OP_CONV2D, b_conv, {1, 16, 16, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 0, F16}, 1e-5},
     {SD_OP_CONV2D, b_conv, {1, 7, 9, 3, 13, 3, 3, 1, 1, 1, 1, 1, 1, 0, F32}, 1e-5},
+    /* the CPU's Winograd conv (3x3, stride 1; SDVK_CPU_WINOGRAD=on takes
+     * every one): the tiled VAE's band padding (0, 1, 0, 1), no padding
+     * with odd channels (transform tails) and batch 2, and one large enough
+     * for the automatic choice (306 tiles) */
+    {SD_OP_CONV2D, b_conv, {1, 10, 9, 24, 40, 3, 3, 1, 0, 1, 0, 1, 1, 1, F16}, 1e-5},
+    {SD_OP_CONV2D, b_conv, {2, 7, 12, 33, 20, 3, 3, 1, 0, 0, 0, 0, 1, 0, F32}, 1e-5},
+    {SD_OP_CONV2D, b_conv, {1, 33, 35, 40, 48, 3, 3, 1, 1, 1, 1, 1, 1, 1, F16}, 1e-5},
     {SD_OP_CONV2D, b_conv, {1, 16, 16, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, Q8}, Q8TOL},
     {SD_OP_CONV2D, b_conv, {2, 9, 7, 32, 40, 3, 3, 2, 0, 0, 1, 1, 1, 0, Q8}, Q8TOL},
     {SD_OP_CONV2D, b_conv, {2, 5, 6, 96, 40, 1, 1, 1, 0, 0, 0, 0, 1, 1, Q8}, Q8TOL},

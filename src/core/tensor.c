@@ -20,6 +20,18 @@ void sd_host_pageout(const void *p, size_t n) {
 #endif
 }
 
+void *sd_scratch_alloc(size_t n) {
+    if (!n)
+        return NULL;
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void sd_scratch_free(void *p, size_t n) {
+    if (p)
+        munmap(p, n);
+}
+
 const char *sd_dtype_name(sd_dtype t) {
     switch (t) {
     case SD_F32: return "F32";

@@ -93,6 +93,14 @@ static inline uint16_t sd_f32_to_bf16(float f) {
  * resident twice. A no-op where unsupported. */
 void sd_host_pageout(const void *p, size_t n);
 
+/* Scratch memory that a kernel takes and gives back within one call
+ * (e.g. the Winograd conv's transformed tiles): page-aligned, mapped
+ * straight from the OS and unmapped by sd_scratch_free, so it never stays
+ * resident in the allocator's heap or moves malloc's mmap threshold. NULL
+ * when out of memory. */
+void *sd_scratch_alloc(size_t n);
+void sd_scratch_free(void *p, size_t n);
+
 /* Converts n elements of type t at src to float. SD_Q8 needs its scales
  * and shape: use sd_weight_to_f32 (graph.h) or sd_q8_dequantize. */
 void sd_to_f32(float *dst, const void *src, sd_dtype t, size_t n);

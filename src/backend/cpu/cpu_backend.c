@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../../core/status.h"
 #include "../backend.h"
@@ -20,6 +21,11 @@ typedef struct cpu_backend {
     sd_pool *pool;
     sd_cpu_kernels k;
     int q8; /* matmul/conv weights made 8-bit at prepare (k.prep = k.prep_q8) */
+    /* SDVK_CPU_PROFILE=1: wall seconds and MACs per op kind, summed over
+     * runs and printed to stderr when the backend is destroyed */
+    int profile;
+    double prof_s[SD_OP_COUNT], prof_macs[SD_OP_COUNT];
+    long prof_n[SD_OP_COUNT];
 } cpu_backend;
 
 /* One resident weight: an f32 copy of a weight tensor (kind W_F32), or what
@@ -459,6 +465,28 @@ static sdvk_status cpu_read(sd_backend *b, sd_bgraph *bg, int tensor, void *dst,
     return SDVK_OK;
 }
 
+static double prof_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Multiply-adds of the ops whose cost is arithmetic (0 for the others). */
+static double prof_macs(const sd_graph *g, const sd_node *n) {
+    const sd_tensor *o = &g->t[n->out], *a = &g->t[n->in[0]];
+    if (n->op == SD_OP_MATMUL) /* x [..., K], w [N, K] */
+        return (double)sd_tensor_nelem(o) * (double)a->ne[a->ndim - 1];
+    if (n->op == SD_OP_CONV2D) { /* w [Co, Ci, kh, kw] */
+        const sd_tensor *w = &g->t[n->in[1]];
+        return (double)sd_tensor_nelem(o) * (double)(w->ne[1] * w->ne[2] * w->ne[3]);
+    }
+    if (n->op == SD_OP_ATTENTION) { /* q [B, Lq, H*D], k/v [B, Lk, H*D]: QK^T and PV */
+        const sd_tensor *k = &g->t[n->in[1]];
+        return 2.0 * (double)sd_tensor_nelem(a) * (double)k->ne[1];
+    }
+    return 0;
+}
+
 static sdvk_status cpu_run(sd_backend *b, sd_bgraph *bg, int first_step, int n_steps, sd_step_cb cb,
                            void *user) {
     cpu_backend *be = (cpu_backend *)b;
@@ -492,7 +520,15 @@ static sdvk_status cpu_run(sd_backend *b, sd_bgraph *bg, int first_step, int n_s
             if (sd_backend_cancelled(b))
                 return sd_err(SDVK_ERR_CANCELLED, "cancelled during step %d", s);
             c.n = &g->n[k];
+            if (!be->profile) {
+                be->k.fn[c.n->op](&c);
+                continue;
+            }
+            double t0 = prof_now();
             be->k.fn[c.n->op](&c);
+            be->prof_s[c.n->op] += prof_now() - t0;
+            be->prof_macs[c.n->op] += prof_macs(g, c.n);
+            be->prof_n[c.n->op]++;
         }
         if (cb && cb(user, s))
             return sd_err(SDVK_ERR_CANCELLED, "cancelled after step %d", s);
@@ -502,6 +538,22 @@ static sdvk_status cpu_run(sd_backend *b, sd_bgraph *bg, int first_step, int n_s
 
 static void cpu_destroy(sd_backend *b) {
     cpu_backend *cb = (cpu_backend *)b;
+    if (cb->profile) {
+        double tot = 0;
+        for (int o = 0; o < SD_OP_COUNT; o++) tot += cb->prof_s[o];
+        fprintf(stderr, "cpu profile (%s, %d threads): %.3f s in ops\n", cb->k.isa, sd_pool_threads(cb->pool),
+                tot);
+        for (int o = 0; o < SD_OP_COUNT; o++) {
+            if (!cb->prof_n[o])
+                continue;
+            fprintf(stderr, "  %-18s %7ld calls %9.3f s %5.1f %%", sd_op_name((sd_op)o), cb->prof_n[o],
+                    cb->prof_s[o], 100.0 * cb->prof_s[o] / (tot > 0 ? tot : 1));
+            if (cb->prof_macs[o] > 0)
+                fprintf(stderr, "  %8.1f GMAC %7.1f GFLOP/s", cb->prof_macs[o] * 1e-9,
+                        2e-9 * cb->prof_macs[o] / (cb->prof_s[o] > 0 ? cb->prof_s[o] : 1));
+            fputc('\n', stderr);
+        }
+    }
     sd_pool_destroy(cb->pool);
     free(cb);
 }
@@ -549,6 +601,8 @@ sdvk_status sd_backend_cpu_create_ex(int n_threads, const char *isa, sdvk_weight
         cb->k.prep[SD_OP_CONV2D] = cb->k.prep_q8[SD_OP_CONV2D];
         cb->q8 = 1;
     }
+    const char *prof = getenv("SDVK_CPU_PROFILE");
+    cb->profile = prof && atoi(prof) > 0;
     cb->pool = sd_pool_create(n_threads);
     if (!cb->pool) {
         free(cb);
