@@ -51,6 +51,33 @@ void sv_error_clear(sv_error *e) {
     e->status = 0;
 }
 
+/* Makes s valid UTF-8 in place, each byte of an invalid or cut sequence
+ * becoming '?': messages quote client input (and jansson's own messages
+ * quote the bytes it choked on), possibly cut mid-character by a bounded
+ * snprintf, and a JSON string must be valid UTF-8 or jansson refuses to
+ * make it, which would leave an error without a body. */
+static char *utf8_fix(char *s) {
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        int len = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+        uint32_t cp = len == 2 ? *p & 0x1fu : len == 3 ? *p & 0x0fu : *p & 0x07u;
+        int ok = len > 0;
+        for (int i = 1; ok && i < len; i++) {
+            ok = (p[i] & 0xc0) == 0x80;
+            cp = cp << 6 | (p[i] & 0x3fu);
+        }
+        if (ok && len > 1) /* no overlong forms, surrogates or code points past U+10FFFF */
+            ok = cp >= (len == 2 ? 0x80u : len == 3 ? 0x800u : 0x10000u) && !(cp >= 0xd800 && cp <= 0xdfff) &&
+                 cp <= 0x10ffff;
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += len;
+    }
+    return s;
+}
+
 void sv_error_set(sv_error *e, int status, const char *fmt, ...) {
     char msg[1024];
     va_list ap;
@@ -59,7 +86,7 @@ void sv_error_set(sv_error *e, int status, const char *fmt, ...) {
     va_end(ap);
     sv_error_clear(e);
     e->status = status;
-    e->body = json_pack("{s:s, s:s}", "error", reason_phrase(status), "detail", msg);
+    e->body = json_pack("{s:s, s:s}", "error", reason_phrase(status), "detail", utf8_fix(msg));
 }
 
 void sv_error_openai(sv_error *e, int status, const char *param, const char *code,
@@ -71,7 +98,7 @@ void sv_error_openai(sv_error *e, int status, const char *param, const char *cod
     va_end(ap);
     sv_error_clear(e);
     e->status = status;
-    e->body = json_pack("{s:{s:s, s:s, s:o, s:o}}", "error", "message", msg, "type",
+    e->body = json_pack("{s:{s:s, s:s, s:o, s:o}}", "error", "message", utf8_fix(msg), "type",
                         status >= 500 ? "server_error" : "invalid_request_error", "param",
                         param ? json_string(param) : json_null(), "code",
                         code ? json_string(code) : json_null());
@@ -89,7 +116,7 @@ json_t *sv_parse_object(const char *body, size_t n, sv_error *err) {
         sv_error_clear(err);
         err->status = 422;
         err->body = json_pack("{s:[{s:[s,i], s:s, s:s}]}", "detail", "loc", "body",
-                              (int)je.position, "msg", je.text, "type", "value_error.jsondecode");
+                              (int)je.position, "msg", utf8_fix(je.text), "type", "value_error.jsondecode");
         return NULL;
     }
     if (!json_is_object(root)) {
@@ -128,7 +155,7 @@ static void field_error(fields *f, const char *key, int index, const char *type,
     json_array_append_new(loc, json_string(key));
     if (index >= 0)
         json_array_append_new(loc, json_integer(index));
-    json_array_append_new(f->detail, json_pack("{s:o, s:s, s:s}", "loc", loc, "msg", msg, "type", type));
+    json_array_append_new(f->detail, json_pack("{s:o, s:s, s:s}", "loc", loc, "msg", utf8_fix(msg), "type", type));
 }
 
 static json_t *field(fields *f, const char *key) {
