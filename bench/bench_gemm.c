@@ -348,7 +348,7 @@ int main(int argc, char **argv) {
         loop = sd_simd_fma_loop_avx2;
 #endif
 #if defined(__aarch64__)
-    if (!strcmp(k.isa, "neon"))
+    if (!strcmp(k.isa, "neon") || !strcmp(k.isa, "neondot"))
         loop = sd_simd_fma_loop_neon;
 #endif
     double core_peak;

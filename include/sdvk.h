@@ -178,7 +178,7 @@ typedef struct sdvk_options {
     int n_threads;          /* CPU threads; 0 = physical cores */
     int device_index;       /* Vulkan device; -1 = best */
     sdvk_precision precision;
-    const char *cpu_isa;    /* NULL = best the CPU has; "ref", "avx2", "avx512", "neon" ... */
+    const char *cpu_isa;    /* NULL = best the CPU has; "ref", "avx2", "avx512", "neon", "neondot" ... */
     int validation;         /* 1: Vulkan validation layer on; its errors fail the run */
     const char *vocab_path; /* CLIP vocabulary (bpe_simple_vocab_16e6.txt.gz, vocab.json or a
                                tokenizer/ folder); NULL = the model's own (tokenizer/ beside

@@ -20,6 +20,16 @@ if(SDVK_QEMU_X86_64 AND SDVK_TEST_ARCH MATCHES "^(x86_64|amd64)$" AND NOT CMAKE_
   set_tests_properties(simd_dispatch_no_avx2 simd_dispatch_avx2_only PROPERTIES LABELS "simd" TIMEOUT 600)
 endif()
 
+# The same on aarch64 (the NEON job): a Cortex-A57 has no dot product, so
+# auto must pick the plain NEON table (8-bit weights widened to f32), never
+# the sdot one, and its kernels must run there.
+if(CMAKE_CROSSCOMPILING AND SDVK_TEST_ARCH MATCHES "^(aarch64|arm64)$" AND SDVK_QEMU_AARCH64)
+  add_test(NAME simd_dispatch_no_dotprod
+    COMMAND ${SDVK_QEMU_AARCH64} -cpu cortex-a57 -L ${SDVK_AARCH64_SYSROOT} $<TARGET_FILE:test_simd>
+            --expect-auto neon --quick)
+  set_tests_properties(simd_dispatch_no_dotprod PROPERTIES LABELS "simd" TIMEOUT 600)
+endif()
+
 # --precision bf16 (AVX-512 BF16 GEMM): the tiny model's stages vs the
 # PyTorch goldens at 50x the f32 tolerances (CLIP 5e-3, UNet/VAE 5e-2,
 # sampling 1e-1; measured 3.3e-3, 1.1e-2, 2.4e-2) where the CPU has the

@@ -51,7 +51,8 @@ typedef struct sd_cpu_kernels {
 void sd_cpu_ref_kernels(sd_cpu_kernels *k);
 
 /* Chooses kernels: isa NULL/"auto" = best available (env SDVK_CPU_ISA
- * overrides), or one of "ref", "scalar", "avx2", "avx512", "neon".
+ * overrides), or one of "ref", "scalar", "avx2", "avx2vnni", "avx512", "avx512bf16",
+ * "neon", "neondot".
  * Fails with a message if the ISA is unknown or the CPU lacks it. */
 sdvk_status sd_cpu_select_kernels(const char *isa, sd_cpu_kernels *k);
 

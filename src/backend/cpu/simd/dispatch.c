@@ -19,6 +19,9 @@
 #ifndef HWCAP_ASIMD
 #define HWCAP_ASIMD (1 << 1)
 #endif
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
 #endif
 
 simd_pw *sd_simd_pw_alloc(int64_t n, int64_t k, int nr, sd_dtype dt, const void *bias,
@@ -227,6 +230,7 @@ void sd_simd_gemm_unpacked(const sd_cpu_ctx *c) {
 
 typedef struct simd_cpu {
     int avx2, avx512, avx512bf16, neon;
+    int neondot; /* Armv8.2 dot product (sdot), HWCAP_ASIMDDP */
     int avx512vnni; /* AVX512-VNNI + VL with the OS saving AVX-512 state: vpdpbusd ymm (EVEX) */
     int avxvnni;    /* AVX-VNNI: vpdpbusd ymm (VEX) */
 } simd_cpu;
@@ -261,6 +265,7 @@ static simd_cpu detect(void) {
 #endif
 #if defined(__aarch64__)
     f.neon = (getauxval(AT_HWCAP) & HWCAP_ASIMD) != 0;
+    f.neondot = f.neon && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
 #endif
     return f;
 }
@@ -288,14 +293,20 @@ int sd_cpu_simd_select(const char *isa, sd_cpu_kernels *k) {
     vnni = f.avx512vnni; /* this compiler could not build the VEX kernel */
 #endif
     if (!strcmp(isa, "auto")) {
-        pick = f.avx512 ? "avx512" : f.avx2 && vnni ? "avx2vnni" : f.avx2 ? "avx2" : f.neon ? "neon" : "scalar";
+        pick = f.avx512         ? "avx512"
+               : f.avx2 && vnni ? "avx2vnni"
+               : f.avx2         ? "avx2"
+               : f.neondot      ? "neondot"
+               : f.neon         ? "neon"
+                                : "scalar";
     } else if (!strcmp(isa, "scalar")) {
         pick = "scalar";
     } else if (!strcmp(isa, "avx2") || !strcmp(isa, "avx2vnni") || !strcmp(isa, "avx512") ||
-               !strcmp(isa, "neon")) {
+               !strcmp(isa, "neon") || !strcmp(isa, "neondot")) {
         int have = !strcmp(isa, "avx2")       ? f.avx2
                    : !strcmp(isa, "avx2vnni") ? f.avx2 && vnni
                    : !strcmp(isa, "avx512")   ? f.avx512
+                   : !strcmp(isa, "neondot")  ? f.neondot
                                               : f.neon;
         if (!have) {
             return sd_err(SDVK_ERR_UNSUPPORTED, "cpu isa '%s': this CPU (or this build) does not support it",
@@ -317,7 +328,7 @@ int sd_cpu_simd_select(const char *isa, sd_cpu_kernels *k) {
     } else {
         return sd_err(SDVK_ERR_INVALID_ARG,
                       "cpu isa '%s': unknown (expected auto, ref, scalar, avx2, avx2vnni, avx512, avx512bf16, "
-                      "neon)", isa);
+                      "neon, neondot)", isa);
     }
     if (!strcmp(pick, "scalar"))
         sd_simd_install_scalar(k);
@@ -336,10 +347,13 @@ int sd_cpu_simd_select(const char *isa, sd_cpu_kernels *k) {
 #if defined(__aarch64__)
     else if (!strcmp(pick, "neon"))
         sd_simd_install_neon(k);
+    else if (!strcmp(pick, "neondot"))
+        sd_simd_install_neondot(k);
 #endif
     snprintf(k->isa, sizeof k->isa, "%s", pick);
     sd_log_verbose("cpu: %s kernels for matmul, conv2d, attention, group_norm, layer_norm "
-                   "(cpu has avx2=%d avx512=%d avx512bf16=%d avx512vnni=%d avxvnni=%d neon=%d; asked '%s')",
-                   pick, f.avx2, f.avx512, f.avx512bf16, f.avx512vnni, f.avxvnni, f.neon, isa);
+                   "(cpu has avx2=%d avx512=%d avx512bf16=%d avx512vnni=%d avxvnni=%d neon=%d neondot=%d; "
+                   "asked '%s')",
+                   pick, f.avx2, f.avx512, f.avx512bf16, f.avx512vnni, f.avxvnni, f.neon, f.neondot, isa);
     return SDVK_OK;
 }

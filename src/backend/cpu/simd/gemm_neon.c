@@ -11,6 +11,9 @@
 #define NR 12
 #define KC 256
 #define MC 128
+/* 8-bit weights: widened to f32 per k-block here; the neondot table
+ * (sd_simd_install_neondot) runs them on sdot (q8dot.h) */
+#define Q8_DOT_NEON 1
 
 static inline __attribute__((always_inline)) void ukr(int64_t kc, const float *a, int64_t as, int64_t ai,
                                                       const float *b, float *c, int64_t ldc, int mr,

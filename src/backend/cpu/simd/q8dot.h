@@ -1,4 +1,4 @@
-/* Integer GEMM for 8-bit weights on x86 (private to src/backend/cpu/simd).
+/* Integer GEMM for 8-bit weights on x86 and Arm (private to src/backend/cpu/simd).
  *
  * Activations are quantised on the fly per row and per 32 depth values
  * (q8_0 like the weights: a = da * qa, qa in [-127, 127], da = max|a| / 127,
@@ -19,8 +19,9 @@
  * per group g of 4 depth values, column c holds its 4 int8 values at
  * bytes ((p * k / 4 + g) * nr + c) * 4 + (depth % 4), so one 32-byte load
  * is 8 columns x 4 depths, the operand of vpmaddubsw/vpdpbusd. Scales as in
- * simd.h. The micro-kernels cover Q8_KR = 16 columns; wider panels
- * (AVX-512's nr = 32) are covered in column slices. */
+ * simd.h. The x86 micro-kernels cover Q8_KR = 16 columns; wider panels
+ * (AVX-512's nr = 32) are covered in column slices. The Arm one (sdot)
+ * covers a whole 12-column NEON panel. */
 #ifndef SD_CPU_Q8DOT_H
 #define SD_CPU_Q8DOT_H
 
@@ -51,6 +52,13 @@ void sd_q8_ukr_avxvnni(int64_t nb, const int8_t *a, int64_t lda, const float *as
 void sd_q8_ukr_avx512vnni(int64_t nb, const int8_t *a, int64_t lda, const float *as, int64_t las,
                           const int8_t *b, int64_t bgs, const uint16_t *bs, int64_t bss, float *c,
                           int64_t ldc, int mr, int nr, int flags, const float *bias, const float *res);
+#if defined(__aarch64__)
+/* sdot (Armv8.2 dot product; the "neondot" table): 2 rows x 12 columns,
+ * one slice per 12-wide NEON panel. */
+void sd_q8_ukr_neondot(int64_t nb, const int8_t *a, int64_t lda, const float *as, int64_t las,
+                       const int8_t *b, int64_t bgs, const uint16_t *bs, int64_t bss, float *c, int64_t ldc,
+                       int mr, int nr, int flags, const float *bias, const float *res);
+#endif
 /* rows x kc floats (row stride ldx, kc a multiple of 32) -> int8 (stride
  * ldq) and one scale per row and 32-block (stride lds). AVX2. */
 void sd_q8_quant_rows_avx2(const float *x, int64_t ldx, int64_t rows, int64_t kc, int8_t *q, int64_t ldq,

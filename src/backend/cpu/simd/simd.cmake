@@ -33,8 +33,10 @@ if(SDVK_SIMD_ARCH MATCHES "^(x86_64|amd64|i[3-6]86|x86)$")
     target_compile_definitions(sdvk PUBLIC SDVK_HAVE_AVX512BF16=1)
   endif()
 elseif(SDVK_SIMD_ARCH MATCHES "^(aarch64|arm64)$")
-  list(APPEND SDVK_SIMD_SOURCES ${SDVK_SIMD_DIR}/gemm_neon.c)
+  list(APPEND SDVK_SIMD_SOURCES ${SDVK_SIMD_DIR}/gemm_neon.c ${SDVK_SIMD_DIR}/q8_neondot.c)
   set_source_files_properties(${SDVK_SIMD_DIR}/gemm_neon.c PROPERTIES COMPILE_OPTIONS "-fno-trapping-math")
+  # sdot micro-kernel; called only where HWCAP has ASIMDDP (dispatch.c)
+  set_source_files_properties(${SDVK_SIMD_DIR}/q8_neondot.c PROPERTIES COMPILE_OPTIONS "-march=armv8.2-a+dotprod")
 endif()
 # -fno-trapping-math (we never read FP exception flags) lets the compiler
 # if-convert the clamps in simd_expf, so softmax/SiLU/GELU loops vectorise

@@ -99,6 +99,8 @@ simd_pw *sd_simd_pack_weights_bf16(const void *w, sd_dtype dt, int64_t n, int64_
 #endif
 #if defined(__aarch64__)
 SIMD_DECLARE_ISA(neon)
+/* The NEON table with 8-bit products on sdot (Armv8.2 dot product). */
+void sd_simd_install_neondot(sd_cpu_kernels *k);
 #endif
 
 /* exp(x) for x in [-87, 88] (clamped outside), rel. error ~2e-7. Plain C written so that
