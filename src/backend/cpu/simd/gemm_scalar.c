@@ -22,21 +22,7 @@ static inline __attribute__((always_inline)) void ukr(int64_t kc, const float *a
         a += ai;
         b += NR;
     }
-    for (int i = 0; i < mr; i++) {
-        float *cr = c + (int64_t)i * ldc;
-        for (int j = 0; j < nr; j++) {
-            float v = acc[i][j];
-            if (flags & UK_LOAD)
-                v += cr[j];
-            if (flags & UK_EPI) {
-                if (bias)
-                    v += bias[j];
-                if (res)
-                    v += res[(int64_t)i * ldc + j];
-            }
-            cr[j] = v;
-        }
-    }
+    simd_tile_store(&acc[0][0], NR, c, ldc, mr, nr, flags, bias, res);
 }
 
 static void expand_f16(float *d, const uint16_t *s, int64_t n) {

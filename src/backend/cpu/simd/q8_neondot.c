@@ -54,19 +54,5 @@ void sd_q8_ukr_neondot(int64_t nb, const int8_t *a, int64_t lda, const float *as
         vst1q_f32(&t[i][4], f[i][1]);
         vst1q_f32(&t[i][8], f[i][2]);
     }
-    for (int i = 0; i < mr && i < Q8_MR; i++) {
-        float *cr = c + (int64_t)i * ldc;
-        for (int j = 0; j < nr && j < 12; j++) {
-            float v = t[i][j];
-            if (flags & UK_LOAD)
-                v += cr[j];
-            if (flags & UK_EPI) {
-                if (bias)
-                    v += bias[j];
-                if (res)
-                    v += res[(int64_t)i * ldc + j];
-            }
-            cr[j] = v;
-        }
-    }
+    simd_tile_store(&t[0][0], 12, c, ldc, mr < Q8_MR ? mr : Q8_MR, nr < 12 ? nr : 12, flags, bias, res);
 }

@@ -73,6 +73,30 @@ void sd_simd_gemm_unpacked(const sd_cpu_ctx *c);
 #define UK_LOAD 1 /* accumulate into C */
 #define UK_EPI 2  /* last k-block: add bias and residual */
 
+/* A micro-tile's epilogue through memory: rows i < mr, columns j < nr of the
+ * f32 tile t (row stride ldt) go to C, plus C (UK_LOAD), plus bias[j] and
+ * res[i * ldc + j] (UK_EPI, each when non-NULL). For kernels whose tails
+ * are not worth vector masks (scalar, NEON). */
+static inline __attribute__((always_inline)) void simd_tile_store(const float *t, int ldt, float *c, int64_t ldc,
+                                                                  int mr, int nr, int flags, const float *bias,
+                                                                  const float *res) {
+    for (int i = 0; i < mr; i++) {
+        float *cr = c + (int64_t)i * ldc;
+        for (int j = 0; j < nr; j++) {
+            float v = t[i * ldt + j];
+            if (flags & UK_LOAD)
+                v += cr[j];
+            if (flags & UK_EPI) {
+                if (bias)
+                    v += bias[j];
+                if (res)
+                    v += res[(int64_t)i * ldc + j];
+            }
+            cr[j] = v;
+        }
+    }
+}
+
 /* Per-ISA entry points (exist only where the ISA is compiled in). */
 #define SIMD_DECLARE_ISA(isa)                                                              \
     void sd_simd_install_##isa(sd_cpu_kernels *k);                                         \
