@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/q8.h"
@@ -262,12 +261,6 @@ static int is_q8_scale(const sd_safetensors *st, const sd_st_tensor *t) {
     return w && w->dtype == SD_Q8 && w->scale == t->data;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 sdvk_status sdvk_convert(const char *model_path, const char *out_path,
                          const sdvk_convert_params *params, sdvk_convert_stats *stats) {
     sdvk_convert_params dp;
@@ -291,7 +284,7 @@ sdvk_status sdvk_convert(const char *model_path, const char *out_path,
             return sd_err(SDVK_ERR_INVALID_ARG, "convert: LoRA %s: weights must be finite",
                           p->loras[i].path);
     }
-    const double t0 = now_s();
+    const double t0 = sd_now_s();
     sd_model *m = NULL;
     lora_use lu[MAX_LORAS];
     int nl = 0;
@@ -444,11 +437,11 @@ sdvk_status sdvk_convert(const char *model_path, const char *out_path,
         stats->tensors_skipped = skipped;
         stats->weights_merged = merged;
         stats->bytes_written = bytes;
-        stats->seconds = now_s() - t0;
+        stats->seconds = sd_now_s() - t0;
     }
     sd_log_verbose("wrote %s: %d tensors (%s), %.1f MB of data, %d weights with LoRAs merged, "
                    "in %.1f s", out_path, n, type_name(p->type), (double)bytes / 1e6, merged,
-                   now_s() - t0);
+                   sd_now_s() - t0);
 done:
     sd_st_stream_free(w);
     kv_free(&meta);

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/status.h"
 #include "ctx.h"
@@ -59,12 +58,6 @@ void sdvk_result_free(sdvk_result *r) {
     free(r->seeds);
     free(r->infotexts);
     memset(r, 0, sizeof *r);
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* ---- parameters ---------------------------------------------------------- */
@@ -341,14 +334,14 @@ static sdvk_status encode_prompts(sdvk_ctx *c, const gen *g, int use_cfg, float 
                    c->model->path, a->n_pos, SD_CLIP_CTX);
     if (!s && !(all = malloc((size_t)rows * k * SD_CLIP_CTX * sizeof *all)))
         s = sd_err(SDVK_ERR_OOM, "out of memory");
-    double t0 = now_s();
+    double t0 = sd_now_s();
     if (!s) {
         for (int r = 0; r < rows; r++)
             memcpy(all + (size_t)r * k * SD_CLIP_CTX, ids[r], (size_t)k * SD_CLIP_CTX * 4);
         s = sd_run_clip(c, all, rows * k, p->clip_skip, vec.vec, vec.n_vec, &z);
     }
     if (!s) {
-        sd_log_verbose("text encoder: %d x %d tokens in %.3f s", rows, k * SD_CLIP_CTX, now_s() - t0);
+        sd_log_verbose("text encoder: %d x %d tokens in %.3f s", rows, k * SD_CLIP_CTX, sd_now_s() - t0);
         /* A1111 emphasis, per window (plain prompts stay bit-exact) */
         for (int r = 0; r < rows; r++)
             sd_apply_prompt_weights(z + (int64_t)r * k * SD_CLIP_CTX * a->width, wts[r], k,
@@ -708,7 +701,7 @@ static void upscale_latent(const float *in, int B, int h, int w, int C, float *o
 }
 
 static sdvk_status decode_one(run *r, const float *z, int64_t h, int64_t w, float **img) {
-    double t0 = now_s();
+    double t0 = sd_now_s();
     sdvk_status s = r->c->opt.taesd_final && sd_taesd_ready(r->c)
                         ? sd_run_taesd_decode(r->c, z, 1, h, w, img)
                         : sd_run_vae_decode(r->c, z, 1, h, w, img);
@@ -716,15 +709,15 @@ static sdvk_status decode_one(run *r, const float *z, int64_t h, int64_t w, floa
         sd_log_verbose("%s decode %lldx%lld in %.3f s",
                        r->c->opt.taesd_final && sd_taesd_ready(r->c) ? "TAESD" : "VAE",
                        (long long)(w * r->g.f),
-                       (long long)(h * r->g.f), now_s() - t0);
+                       (long long)(h * r->g.f), sd_now_s() - t0);
     return s;
 }
 
 static sdvk_status encode_px(run *r, const float *px, int W, int H, float **z) {
-    double t0 = now_s();
+    double t0 = sd_now_s();
     sdvk_status s = sd_run_vae_encode(r->c, px, 1, H, W, z);
     if (!s)
-        sd_log_verbose("VAE encode %dx%d in %.3f s", W, H, now_s() - t0);
+        sd_log_verbose("VAE encode %dx%d in %.3f s", W, H, sd_now_s() - t0);
     return s;
 }
 
@@ -971,10 +964,10 @@ sdvk_status sdvk_generate(sdvk_ctx *ctx, const sdvk_gen_params *p, sdvk_result *
         return sd_err(SDVK_ERR_INVALID_ARG, "sdvk_generate: NULL argument");
     sd_ctx_enter(ctx);
     atomic_store(&ctx->cancel, 0);
-    double t0 = now_s();
+    double t0 = sd_now_s();
     sdvk_status s = generate(ctx, p, NULL, out);
     if (!s)
-        sd_log_verbose("generated %d picture(s) in %.2f s", out->n_images, now_s() - t0);
+        sd_log_verbose("generated %d picture(s) in %.2f s", out->n_images, sd_now_s() - t0);
     return s;
 }
 

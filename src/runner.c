@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/status.h"
 #include "ctx.h"
@@ -20,12 +19,6 @@
 
 void sd_ctx_enter(const sdvk_ctx *ctx) {
     sd_log_set_sink(ctx->opt.log, ctx->opt.log_user, ctx->opt.verbose);
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* ---- resident weights ------------------------------------------------------ */
@@ -202,9 +195,9 @@ sdvk_status sd_cache_add(sdvk_ctx *ctx, sd_net net, sd_graph *g, const int64_t k
         sd_log_verbose("graph: %d nodes, %d tensors, activation arena %.1f MiB", g->nn, g->nt,
                        g->arena_size / 1048576.0);
         c = cache_slot(ctx, key[0]);
-        double t0 = now_s();
+        double t0 = sd_now_s();
         s = ctx->be->v->prepare(ctx->be, g, w, &c->bg);
-        ctx->seconds_preparing += now_s() - t0;
+        ctx->seconds_preparing += sd_now_s() - t0;
     }
     if (s) {
         sd_graph_free(g);
@@ -474,7 +467,7 @@ static int on_eval(void *user, int eval) {
         return 0;
     int step = pl->eval_step[eval] + 1;
     if (sd_verbose) { /* on Vulkan: when the host saw the device finish it */
-        double t = now_s();
+        double t = sd_now_s();
         sd_log_verbose("step %d/%d done in %.3f s", p->r->progress_base + step, p->r->progress_total,
                        t - p->t_last);
         p->t_last = t;
@@ -579,7 +572,7 @@ sdvk_status sd_run_sample(sdvk_ctx *ctx, const sd_sample_req *r) {
     free(rows);
     free(noise);
     if (!s) {
-        double t0 = now_s();
+        double t0 = sd_now_s();
         progress_fwd pf = {ctx, r, 0, 0, t0};
         /* one run of all evals, or runs that stop where a preview is due */
         for (int e0 = 0; !s && e0 < pl->n_evals;) {
@@ -602,10 +595,10 @@ sdvk_status sd_run_sample(sdvk_ctx *ctx, const sd_sample_req *r) {
             }
             e0 = e1;
         }
-        ctx->seconds_sampling += now_s() - t0;
+        ctx->seconds_sampling += sd_now_s() - t0;
         if (!s)
             sd_log_verbose("sampler: %d steps (%d model evaluations) in %.2f s", pl->n_steps,
-                           pl->n_evals, now_s() - t0);
+                           pl->n_evals, sd_now_s() - t0);
     }
     if (!s)
         s = ctx->be->v->read(ctx->be, c->bg, c->in[SI_REGS], regs,

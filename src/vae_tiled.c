@@ -22,7 +22,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/status.h"
 #include "ctx.h"
@@ -31,12 +30,6 @@
 #define MAX_SLOTS (SD_VAE_MAX_SEGS + 1)
 #define GN_GROUPS 32
 #define GN_EPS 1e-6
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct vplan {
     sd_vae_segs s;
@@ -407,9 +400,9 @@ static sdvk_status prepare(sdvk_ctx *ctx, sd_net net, sd_graph *g, sd_bgraph **b
     sd_bweights *w;
     SD_TRY(sd_graph_plan(g));
     SD_TRY(sd_net_weights(ctx, net, &w));
-    double t0 = now_s();
+    double t0 = sd_now_s();
     sdvk_status s = ctx->be->v->prepare(ctx->be, g, w, bg);
-    ctx->seconds_preparing += now_s() - t0;
+    ctx->seconds_preparing += sd_now_s() - t0;
     if (!s)
         ctx->graphs_prepared++;
     return s;
@@ -564,7 +557,7 @@ sdvk_status sd_vae_tiled_decode(sdvk_ctx *ctx, const float *z, int64_t h, int64_
         st = make_plan(ctx, 1, h, w, p);
     if (!st)
         st = sd_extra_sync(ctx, SD_NET_VAE_DEC);
-    double t0 = now_s();
+    double t0 = sd_now_s();
     if (!st) {
         log_plan(p, "decode");
         float *h0 = NULL;
@@ -593,7 +586,7 @@ sdvk_status sd_vae_tiled_decode(sdvk_ctx *ctx, const float *z, int64_t h, int64_
         *img = last->p;
         last->owned = 0;
         ctx->vae_tiled++;
-        sd_log_verbose("VAE decode in bands: %.3f s", now_s() - t0);
+        sd_log_verbose("VAE decode in bands: %.3f s", sd_now_s() - t0);
     }
     for (int i = 0; sb && i < MAX_SLOTS; i++) slot_free(&sb[i]);
     free(sb);
@@ -610,7 +603,7 @@ sdvk_status sd_vae_tiled_encode(sdvk_ctx *ctx, const float *img, int64_t H, int6
         st = make_plan(ctx, 0, H, W, p);
     if (!st)
         st = sd_extra_sync(ctx, SD_NET_VAE_ENC);
-    double t0 = now_s();
+    double t0 = sd_now_s();
     if (!st) {
         log_plan(p, "encode");
         sb[0].p = (void *)img; /* read only */
@@ -636,7 +629,7 @@ sdvk_status sd_vae_tiled_encode(sdvk_ctx *ctx, const float *img, int64_t H, int6
     }
     if (!st) {
         ctx->vae_tiled++;
-        sd_log_verbose("VAE encode in bands: %.3f s", now_s() - t0);
+        sd_log_verbose("VAE encode in bands: %.3f s", sd_now_s() - t0);
     }
     for (int i = 1; sb && i < MAX_SLOTS; i++) slot_free(&sb[i]);
     free(sb);

@@ -30,6 +30,9 @@ void sd_logv(sdvk_log_level level, const char *fmt, va_list ap);
 void sd_log(const char *fmt, ...) SD_PRINTF(1, 2);
 void sd_log_verbose(const char *fmt, ...) SD_PRINTF(1, 2);
 
+/* Monotonic seconds, for the timings that logs and profiles print. */
+double sd_now_s(void);
+
 #define SD_TRY(expr)                      \
     do {                                  \
         sdvk_status sd_try_s_ = (expr);   \

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../../core/status.h"
 #include "../backend.h"
@@ -465,12 +464,6 @@ static sdvk_status cpu_read(sd_backend *b, sd_bgraph *bg, int tensor, void *dst,
     return SDVK_OK;
 }
 
-static double prof_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Multiply-adds of the ops whose cost is arithmetic (0 for the others). */
 static double prof_macs(const sd_graph *g, const sd_node *n) {
     const sd_tensor *o = &g->t[n->out], *a = &g->t[n->in[0]];
@@ -524,9 +517,9 @@ static sdvk_status cpu_run(sd_backend *b, sd_bgraph *bg, int first_step, int n_s
                 be->k.fn[c.n->op](&c);
                 continue;
             }
-            double t0 = prof_now();
+            double t0 = sd_now_s();
             be->k.fn[c.n->op](&c);
-            be->prof_s[c.n->op] += prof_now() - t0;
+            be->prof_s[c.n->op] += sd_now_s() - t0;
             be->prof_macs[c.n->op] += prof_macs(g, c.n);
             be->prof_n[c.n->op]++;
         }
